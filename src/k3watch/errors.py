@@ -50,7 +50,11 @@ class InputError(K3watchError):
     """
 
     def __init__(
-        self, message: str, location: Location | None = None, hint: str = "", reason: str = "invalid"
+        self,
+        message: str,
+        location: Location | None = None,
+        hint: str = "",
+        reason: str = "invalid",
     ) -> None:
         super().__init__(message, location, hint)
         self.reason = reason

@@ -63,7 +63,9 @@ def exec_argv(request_uri: str) -> tuple[str, ...]:
     query = urlsplit(request_uri).query
     if "command=" not in query:
         return ()
-    return tuple(value for key, value in parse_qsl(query, keep_blank_values=True) if key == "command")
+    return tuple(
+        value for key, value in parse_qsl(query, keep_blank_values=True) if key == "command"
+    )
 
 
 @lru_cache(maxsize=4096)
@@ -76,14 +78,16 @@ def _derived_exec_command(raw: dict[str, Any]) -> str | None:
     uri = raw.get("requestURI")
     if not isinstance(uri, str) or "command=" not in uri:
         return None
-    return " ".join(exec_argv(uri))
+    argv = exec_argv(uri)  # empty when "command=" was part of another name (subcommand=)
+    return " ".join(argv) if argv else None
 
 
 def _derived_exec_argv(raw: dict[str, Any]) -> list[str] | None:
     uri = raw.get("requestURI")
     if not isinstance(uri, str) or "command=" not in uri:
         return None
-    return list(exec_argv(uri))
+    argv = exec_argv(uri)
+    return list(argv) if argv else None
 
 
 def _derived_exec_container(raw: dict[str, Any]) -> str | None:
@@ -94,12 +98,54 @@ def _derived_exec_container(raw: dict[str, Any]) -> str | None:
     return values[0] if values else None
 
 
-# Fields computed from the event rather than read from it. Rules use them like any other field;
-# they are documented in docs/rules.md.
+# Where the pod spec sits in a request body, by resource: a Pod, a workload's pod template, a
+# CronJob's job template. `k3watch.pod.spec` finds it, so one rule covers every way to run a pod.
+_WORKLOADS = frozenset(
+    {"deployments", "daemonsets", "statefulsets", "replicasets", "jobs", "replicationcontrollers"}
+)
+
+
+def _derived_pod_spec(raw: dict[str, Any]) -> dict[str, Any] | None:
+    body = raw.get("requestObject")
+    if not isinstance(body, dict):
+        return None
+    spec = body.get("spec")
+    if not isinstance(spec, dict):
+        return None
+    resource = _sub(raw, "objectRef", "resource")
+    if resource == "pods":
+        return spec
+    if resource == "cronjobs":
+        spec = _sub(spec, "jobTemplate", "spec")
+        if not isinstance(spec, dict):
+            return None
+    elif resource not in _WORKLOADS:
+        return None
+    template = _sub(spec, "template", "spec")
+    return template if isinstance(template, dict) else None
+
+
+def _derived_pod_containers(raw: dict[str, Any]) -> list[Any] | None:
+    spec = _derived_pod_spec(raw)
+    if spec is None:
+        return None
+    out: list[Any] = []
+    for name in ("containers", "initContainers", "ephemeralContainers"):
+        items = spec.get(name)
+        if isinstance(items, list):
+            out.extend(items)
+    return out or None
+
+
+# Fields computed from the event rather than read from it. Rules use them like any other field
+# (a path may continue below a derived field: `k3watch.pod.spec.hostPID`); docs/rules.md lists
+# them.
 DERIVED_FIELDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "k3watch.exec.command": _derived_exec_command,
     "k3watch.exec.argv": _derived_exec_argv,
     "k3watch.exec.container": _derived_exec_container,
+    "k3watch.pod.spec": _derived_pod_spec,
+    "k3watch.pod.containers": _derived_pod_containers,
 }
 
 
@@ -121,7 +167,7 @@ class Event:
     and response bodies were dropped (the metadata is kept, so metadata rules still work).
     """
 
-    __slots__ = ("_time", "item", "line", "raw", "source", "truncated")
+    __slots__ = ("_time", "_timed", "item", "line", "raw", "source", "truncated")
 
     def __init__(
         self,
@@ -136,7 +182,8 @@ class Event:
         self.line = line
         self.item = item
         self.truncated = truncated
-        self._time: float | None | bool = False  # False: not parsed yet
+        self._time: float | None = None
+        self._timed = False  # the time is parsed on first use, then kept
 
     def __repr__(self) -> str:
         return f"Event({self.location}, {self.verb} {self.resource} by {self.user})"
@@ -149,18 +196,19 @@ class Event:
     @property
     def time(self) -> float | None:
         """Event time in epoch seconds (request received, else stage, else v1beta1 timestamp)."""
-        cached = self._time
-        if cached is False:
-            cached = None
-            raw = self.raw
-            for name in _TIME_FIELDS:
-                value = raw.get(name)
-                if value is not None:
-                    cached = parse_time(value)
-                    if cached is not None:
-                        break
-            self._time = cached
-        return cached  # type: ignore[return-value]
+        if self._timed:
+            return self._time
+        found = None
+        raw = self.raw
+        for name in _TIME_FIELDS:
+            value = raw.get(name)
+            if value is not None:
+                found = parse_time(value)
+                if found is not None:
+                    break
+        self._time = found
+        self._timed = True
+        return found
 
     @property
     def audit_id(self) -> str | None:
@@ -249,3 +297,56 @@ class Event:
     def exec_command(self) -> str | None:
         """The decoded command of an exec/attach request (``sh -c cat /etc/shadow``)."""
         return _derived_exec_command(self.raw)
+
+    def describe(self) -> str:
+        """One human sentence: who did what to which object from where, and the outcome."""
+        who = self.user or ("an unauthenticated client" if self.status_code == 401 else "someone")
+        if self.impersonated_user:
+            who += f" (as {self.impersonated_user})"
+        return f"{who} {self._action()}{self._origin()}{self._outcome()}"
+
+    def _action(self) -> str:
+        resource, sub = self.resource, self.subresource
+        target = "/".join(p for p in (self.namespace, self.name) if p)
+        if resource == "pods" and sub in ("exec", "attach"):
+            command = self.exec_command
+            if command:
+                return f"ran `{_shorten(command, 100)}` in pod {target}"
+            return f"attached to pod {target}"
+        verb = self.verb or "requested"
+        if resource is None:
+            return f"{_PAST.get(verb, verb)} {_shorten(self.request_uri or '?', 100)}"
+        kind = f"{resource}/{sub}" if sub else resource
+        return f"{_PAST.get(verb, verb)} {kind} {target}".rstrip()
+
+    def _origin(self) -> str:
+        ip = self.source_ip
+        return f" from {ip}" if ip else ""
+
+    def _outcome(self) -> str:
+        code = self.status_code
+        if code is not None and code >= 400:
+            return f" (denied, {code})" if code in (401, 403) else f" (failed, {code})"
+        if self.decision == "forbid":
+            return " (forbidden)"
+        return ""
+
+
+_PAST = {
+    "create": "created",
+    "get": "read",
+    "list": "listed",
+    "watch": "watched",
+    "update": "updated",
+    "patch": "patched",
+    "delete": "deleted",
+    "deletecollection": "deleted all",
+    "impersonate": "impersonated",
+    "approve": "approved",
+    "bind": "bound",
+    "escalate": "escalated",
+}
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

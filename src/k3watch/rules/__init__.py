@@ -1,0 +1,1 @@
+"""Sigma rules: loading (pySigma), compilation to Python predicates, and stream evaluation."""

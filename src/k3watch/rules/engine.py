@@ -1,0 +1,330 @@
+"""The streaming rule engine: events in, raw alerts out.
+
+For each event the engine looks up the rules that can possibly match it from a small index on
+(resource, subresource, verb), so most rules are never called for most events; runs their
+compiled predicates on the raw event; applies the first-seen filter; and feeds the matches to
+the correlations that reference the rule. One request can be logged at several stages
+(``ResponseStarted`` then ``ResponseComplete``): a rule counts it once.
+
+Raw alerts (one per match or correlation hit) go to the alert pipeline, which de-duplicates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from k3watch.alert import Alert
+from k3watch.event import Event
+from k3watch.rules.compile import INDEX_FIELDS
+from k3watch.rules.correlation import CorrelationState, Hit, hashable
+from k3watch.rules.fields import MISSING, compile_getter
+from k3watch.rules.firstseen import BaselineStore, FirstSeenTracker
+from k3watch.rules.model import EventRule, RuleSet
+from k3watch.telemetry import Counters
+
+_NO_ALERTS: tuple[Alert, ...] = ()
+_UNINDEXABLE = object()
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """Tuning of the engine; the defaults suit a live cluster and offline scans alike."""
+
+    # Stages that never reach the rules: every request that completes is logged again later.
+    skip_stages: frozenset[str] = frozenset({"RequestReceived"})
+    max_groups: int = 50_000  # per correlation
+    max_event_ids: int = 100  # per alert / correlation hit
+    tolerance: float = 5.0  # seconds of out-of-order event time accepted in sequences
+    sweep_interval: float = 10.0  # seconds of event time between expiry sweeps
+    dedup_requests: int = 100_000  # (auditID, rule) pairs remembered to count a request once
+
+
+class Engine:
+    """Evaluates a ``RuleSet`` on a stream of events, in event-time order."""
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        options: EngineOptions | None = None,
+        *,
+        counters: Counters | None = None,
+        baseline: BaselineStore | None = None,
+    ) -> None:
+        self.ruleset = ruleset
+        self.options = options or EngineOptions()
+        self.counters = counters or Counters("engine")
+        self.baseline = baseline or BaselineStore()
+        self.clock: float | None = None
+        self._rules = list(ruleset.event_rules)
+        self._cache: dict[tuple[Any, ...], tuple[EventRule, ...]] = {}
+        self._seen_requests: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._last_sweep = float("-inf")
+        self._events = 0
+        self._states = {
+            id(c): CorrelationState(
+                c,
+                self.counters,
+                max_groups=self.options.max_groups,
+                max_event_ids=self.options.max_event_ids,
+                tolerance=self.options.tolerance,
+            )
+            for c in ruleset.correlations
+        }
+        self._trackers = {
+            id(r): FirstSeenTracker(r.id, r.first_seen, self.baseline)
+            for r in self._rules
+            if r.first_seen is not None
+        }
+        self._pending: list[Alert] = []
+
+    # --- the hot path ---------------------------------------------------------------------------
+
+    def process(self, event: Event) -> Sequence[Alert]:
+        """Evaluate one event; return the raw alerts it (or the clock it moved) produced."""
+        raw = event.raw
+        if raw.get("stage") in self.options.skip_stages:
+            return _NO_ALERTS
+        self._events += 1
+        if not self._events & 1023:
+            self._tick(event.time)
+        ref = raw.get("objectRef")
+        if ref.__class__ is dict:
+            key = (ref.get("resource"), ref.get("subresource"), raw.get("verb"))
+        else:
+            key = (None, None, raw.get("verb"))
+        try:
+            candidates = self._cache[key]
+        except KeyError:
+            candidates = self._candidates(key)
+        except TypeError:  # an unhashable (malformed) value: no index, try every rule
+            candidates = tuple(self._rules)
+        if not candidates and not self._pending:
+            return _NO_ALERTS
+        for rule in candidates:
+            if rule.predicate(raw):
+                self._matched(rule, event)
+        if not self._pending:
+            return _NO_ALERTS
+        out, self._pending = self._pending, []
+        return out
+
+    def advance(self, clock: float) -> Sequence[Alert]:
+        """Move the event clock (e.g. when a source is idle); return what expired into alerts."""
+        self._tick(clock, force=True)
+        out, self._pending = self._pending, []
+        return out
+
+    def flush(self) -> list[Alert]:
+        """End of the stream: decide every open correlation window."""
+        for state in self._states.values():
+            for hit in state.drain():
+                self._on_hit(hit)
+        self.baseline.flush()
+        out, self._pending = self._pending, []
+        return out
+
+    def candidates_for(self, event: Event) -> tuple[EventRule, ...]:
+        """The rules the index selects for ``event`` (for tests and diagnostics)."""
+        ref = event.raw.get("objectRef")
+        ref = ref if isinstance(ref, dict) else {}
+        return self._candidates(
+            (ref.get("resource"), ref.get("subresource"), event.raw.get("verb"))
+        )
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _candidates(self, key: tuple[Any, ...]) -> tuple[EventRule, ...]:
+        values: list[Any] = []
+        for item in key:
+            if item is None:
+                values.append(None)
+            elif isinstance(item, str):
+                values.append(item.lower())
+            else:
+                values.append(_UNINDEXABLE)
+        chosen = []
+        for rule in self._rules:
+            for name, allowed in rule.requires.items():
+                value = values[INDEX_FIELDS.index(name)]
+                if value is _UNINDEXABLE:
+                    continue  # cannot rule it out: let the predicate decide
+                if value not in allowed:
+                    break
+            else:
+                chosen.append(rule)
+        result = tuple(chosen)
+        try:
+            if len(self._cache) > 4096:  # bounded even if a client invents verbs
+                self._cache.clear()
+            self._cache[key] = result
+        except TypeError:
+            pass
+        return result
+
+    def _matched(self, rule: EventRule, event: Event) -> None:
+        audit_id = event.raw.get("auditID")
+        if audit_id.__class__ is str:
+            seen = self._seen_requests
+            mark = (audit_id, rule.index)
+            if mark in seen:
+                self.counters.inc("duplicate_stage_matches")
+                return
+            seen[mark] = None
+            if len(seen) > self.options.dedup_requests:
+                seen.popitem(last=False)
+        time = event.time
+        if time is not None:
+            self._tick(time)
+        elif self.clock is not None:
+            time = self.clock
+        raw = event.raw
+        if rule.first_seen is not None:
+            if time is None:
+                self.counters.inc("matches_without_time", reason=rule.id)
+                return
+            values = tuple(hashable(get(raw)) for get in rule.first_seen_getters)
+            if not self._trackers[id(rule)].check(values, time):
+                return
+        self.counters.inc("rule_matches", reason=rule.id)
+        if rule.generate:
+            self._pending.append(self._event_alert(rule, event, time))
+        for correlation, step in rule.consumers:
+            if time is None:
+                self.counters.inc("matches_without_time", reason=correlation.id)
+                continue
+            key = tuple(hashable(get(raw)) for get in correlation.input_group_getters[step])
+            value_get = correlation.input_value_getters[step]
+            value = hashable(value_get(raw)) if value_get is not None else None
+            state = self._states[id(correlation)]
+            for hit in state.feed(step, time, [event.id], key, value, event):
+                self._on_hit(hit)
+
+    def _on_hit(self, hit: Hit) -> None:
+        rule = hit.rule
+        self.counters.inc("correlation_hits", reason=rule.id)
+        if rule.generate:
+            self._pending.append(self._hit_alert(hit))
+        for parent, step in rule.consumers:
+            group = hit.group
+            key = tuple(hashable(get(group)) for get in parent.input_group_getters[step])
+            value_get = parent.input_value_getters[step]
+            value = hashable(value_get(group)) if value_get is not None else None
+            state = self._states[id(parent)]
+            for parent_hit in state.feed(
+                step, hit.last_time, hit.event_ids, key, value, hit.sample
+            ):
+                self._on_hit(parent_hit)
+
+    def _tick(self, time: float | None, force: bool = False) -> None:
+        if time is None:
+            return
+        if self.clock is None:
+            self.clock = time
+            for tracker in self._trackers.values():
+                tracker.start(time)
+        elif time > self.clock:
+            self.clock = time
+        clock = self.clock
+        if force or clock - self._last_sweep >= self.options.sweep_interval:
+            self._last_sweep = clock
+            for state in self._states.values():
+                for hit in state.sweep(clock):
+                    self._on_hit(hit)
+
+    def _event_alert(self, rule: EventRule, event: Event, time: float | None) -> Alert:
+        raw = event.raw
+        group = {
+            name: _plain(get(raw))
+            for name, get in zip(rule.group_by, rule.group_getters, strict=True)
+        }
+        summary = render_summary(rule.summary, raw, {}) if rule.summary else event.describe()
+        return Alert(
+            rule_id=rule.id,
+            title=rule.info.title,
+            severity=rule.info.severity,
+            tags=rule.info.tags,
+            group=group,
+            first_seen=time,
+            last_seen=time,
+            count=1,
+            event_ids=[event.id],
+            summary=summary,
+            rule_type=rule.info.kind,
+            sample=event,
+        )
+
+    def _hit_alert(self, hit: Hit) -> Alert:
+        rule = hit.rule
+        extra = {"count": hit.count, "detail": hit.detail, "timespan": _span_text(rule.timespan)}
+        extra.update({f"group.{k}": v for k, v in hit.group.items()})
+        if rule.summary:
+            raw = hit.sample.raw if hit.sample is not None else {}
+            summary = render_summary(rule.summary, raw, extra)
+        else:
+            who = ", ".join(f"{k}={v}" for k, v in hit.group.items()) or "all events"
+            summary = f"{hit.detail} within {extra['timespan']} for {who}"
+            if hit.sample is not None:
+                summary += f"; first: {hit.sample.describe()}"
+        return Alert(
+            rule_id=rule.id,
+            title=rule.info.title,
+            severity=rule.info.severity,
+            tags=rule.info.tags,
+            group=hit.group,
+            first_seen=hit.first_time,
+            last_seen=hit.last_time,
+            count=hit.count,
+            event_ids=list(hit.event_ids),
+            summary=summary,
+            rule_type=rule.type,
+            sample=hit.sample,
+        )
+
+
+def _plain(value: Any) -> Any:
+    return None if value is MISSING else value
+
+
+def _span_text(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+
+def render_summary(template: str, raw: dict[str, Any], extra: dict[str, Any]) -> str:
+    """Fill ``{field.path}`` (and ``{count}``, ``{group.<field>}``…) placeholders."""
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name in extra:
+            found: Any = extra[name]
+        else:
+            found = compile_getter(name)(raw)
+        if found is MISSING or found is None:
+            return "?"
+        if isinstance(found, list):
+            return ",".join(str(v) for v in found)
+        return str(found)
+
+    return _PLACEHOLDER.sub(value, template)
+
+
+def index_stats(rules: Iterable[EventRule]) -> dict[str, int]:
+    """How many rules each index field constrains (for ``rules list`` and the benchmark)."""
+    counts = dict.fromkeys(INDEX_FIELDS, 0)
+    unindexed = 0
+    for rule in rules:
+        if not rule.requires:
+            unindexed += 1
+        for name in rule.requires:
+            counts[name] += 1
+    counts["unindexed"] = unindexed
+    return counts
