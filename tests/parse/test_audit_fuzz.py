@@ -1,0 +1,126 @@
+"""Property tests: no input makes the audit parser raise, and valid lines are never lost."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from k3watch.errors import InputError
+from k3watch.event import Event
+from k3watch.parse.audit import AuditParser
+from k3watch.telemetry import Counters
+
+GOLDEN = Path(__file__).parents[1] / "golden" / "audit"
+
+# Valid one-line events taken from the golden JSON-lines case.
+VALID_LINES = [line for line in (GOLDEN / "jsonl.input").read_bytes().splitlines() if line]
+
+# Pieces that drive the multi-line logic into its corners when mixed with valid lines.
+FRAGMENTS = [
+    b"{",
+    b"[",
+    b"}",
+    b"]",
+    b"",
+    b"  ",
+    b'  "verb": "get",',
+    b'  "user": {',
+    b"  },",
+    b'{"kind": "EventList", "items": [',
+    b'{"kind": 0}',
+    b"[1, 2]",
+    b"null",
+    b'"\\u00e9\xff\xfe"',
+    b'{"a": "unterminated',
+    b"\x1f\x8b\x08",
+    b"\r",
+]
+
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def parse_all(
+    data: bytes, *, whole: bool, max_event_bytes: int = 1024, max_line_bytes: int = 4096
+) -> tuple[list[Event], list[InputError]]:
+    """Events and diagnostics, with small limits so that the limit paths get exercised."""
+    errors: list[InputError] = []
+    parser = AuditParser(Counters("fuzz"), errors.append, max_event_bytes, max_line_bytes)
+    if whole:
+        events = list(parser.parse_bytes(data, "fuzz"))
+    else:
+        events = list(parser.parse_stream(io.BytesIO(data), "fuzz"))
+    return events, errors
+
+
+def check_invariants(events: list[Event], errors: list[InputError]) -> None:
+    for event in events:
+        assert type(event.raw) is dict
+        assert event.source == "fuzz" and event.line >= 1
+    for error in errors:
+        assert error.location is not None and error.location.source == "fuzz"
+        assert error.reason and error.message
+
+
+@st.composite
+def mutated_lines(draw: st.DrawFn) -> bytes:
+    """Valid event lines with bytes deleted, inserted, flipped or cut off."""
+    lines = []
+    for _ in range(draw(st.integers(1, 4))):
+        line = bytearray(draw(st.sampled_from(VALID_LINES)))
+        for _ in range(draw(st.integers(0, 4))):
+            position = draw(st.integers(0, len(line)))
+            match draw(st.sampled_from(["delete", "insert", "flip", "cut"])):
+                case "delete":
+                    del line[position : position + draw(st.integers(1, 20))]
+                case "insert":
+                    line[position:position] = draw(st.binary(min_size=1, max_size=8))
+                case "flip" if position < len(line):
+                    line[position] ^= draw(st.integers(1, 255))
+                case "cut":
+                    del line[position:]
+        lines.append(bytes(line))
+    return draw(st.sampled_from([b"\n", b"\r\n"])).join(lines)
+
+
+@FUZZ
+@given(data=st.binary(max_size=2000), whole=st.booleans())
+def test_arbitrary_bytes_never_raise(data: bytes, whole: bool) -> None:
+    """Any bytes give events with dict raw and located diagnostics, never an exception."""
+    check_invariants(*parse_all(data, whole=whole))
+
+
+@FUZZ
+@given(data=mutated_lines(), whole=st.booleans())
+def test_mutated_event_lines_never_raise(data: bytes, whole: bool) -> None:
+    """Damaged event lines give events or located diagnostics, never an exception."""
+    check_invariants(*parse_all(data, whole=whole))
+
+
+@FUZZ
+@given(
+    pieces=st.lists(
+        st.one_of(
+            st.sampled_from(VALID_LINES).map(lambda line: (True, line)),
+            st.sampled_from(FRAGMENTS).map(lambda line: (False, line)),
+            st.binary(max_size=40).map(lambda line: (False, line.replace(b"\n", b" "))),
+        ),
+        max_size=12,
+    )
+)
+def test_valid_event_lines_survive_any_neighbours(pieces: list[tuple[bool, bytes]]) -> None:
+    """Every valid one-line event comes out at its own line number, whatever surrounds it."""
+    data = b"\n".join(line for _, line in pieces)
+    events, errors = parse_all(data, whole=False, max_event_bytes=1 << 20, max_line_bytes=1 << 20)
+    check_invariants(events, errors)
+    if data.startswith(b"\x1f\x8b"):
+        return  # gzip magic on line 1: the stream is reported as compressed and not read
+    valid_lines = [n for n, (valid, _) in enumerate(pieces, 1) if valid]
+    top_level = {e.line for e in events if e.item is None}
+    assert set(valid_lines) <= top_level
+    by_line = {e.line: e.raw for e in events if e.item is None}
+    for n in valid_lines:
+        assert by_line[n] == orjson.loads(pieces[n - 1][1])
