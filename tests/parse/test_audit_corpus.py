@@ -1,4 +1,4 @@
-"""Real public audit data (../shared/corpus, see its SOURCES.md) reads as expected.
+"""Real public audit data (tests/corpus, see its SOURCES.md) reads as expected.
 
 The expected numbers were counted from the files themselves, not taken from their notes.
 """
@@ -8,19 +8,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from k3watch.errors import InputError
 from k3watch.event import Event
 from k3watch.parse.audit import AuditParser
 from k3watch.sources.files import InputFile, open_input
 from k3watch.telemetry import Counters
 
-CORPUS = Path(__file__).parents[2].parent / "shared" / "corpus"
-
-pytestmark = pytest.mark.skipif(
-    not CORPUS.is_dir(), reason=f"public test corpus not found at {CORPUS}"
-)
+CORPUS = Path(__file__).parents[1] / "corpus"
 
 
 def read(paths: list[Path]) -> tuple[dict[str, list[Event]], list[InputError], Counters]:
