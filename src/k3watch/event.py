@@ -305,9 +305,21 @@ class Event:
             who += f" (as {self.impersonated_user})"
         return f"{who} {self._action()}{self._origin()}{self._outcome()}"
 
+    def _object_name(self) -> str | None:
+        """The object's name; for a create, from the request body when objectRef has none."""
+        name = self.name
+        if name:
+            return name
+        metadata = _sub(self.raw, "requestObject", "metadata")
+        if isinstance(metadata, dict):
+            found = metadata.get("name") or metadata.get("generateName")
+            if isinstance(found, str):
+                return found
+        return None
+
     def _action(self) -> str:
         resource, sub = self.resource, self.subresource
-        target = "/".join(p for p in (self.namespace, self.name) if p)
+        target = "/".join(p for p in (self.namespace, self._object_name()) if p)
         if resource == "pods" and sub in ("exec", "attach"):
             command = self.exec_command
             if command:

@@ -13,6 +13,7 @@ event and close ``timespan`` later (a group never seen cannot be counted).
 from __future__ import annotations
 
 import bisect
+import math
 from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
@@ -89,7 +90,8 @@ class CorrelationState:
         self.tolerance = tolerance
         self.groups: OrderedDict[tuple[Any, ...], _Group] = OrderedDict()
         # How many occurrences a rising group must remember to decide its condition.
-        need = int(rule.threshold) + (1 if rule.op == "gt" else 0)
+        # The smallest count that satisfies it (thresholds may be fractional: gte 2.5 needs 3).
+        need = math.floor(rule.threshold) + 1 if rule.op == "gt" else math.ceil(rule.threshold)
         self._keep = max(need, 1)
 
     def __len__(self) -> int:
@@ -166,6 +168,9 @@ class CorrelationState:
     def _feed_event_count(
         self, group: _Group, time: float, ids: list[str], sample: Event | None
     ) -> list[Hit]:
+        span = self.rule.timespan
+        if group.last - time > span:  # too late: outside the window of the newest event
+            return []
         times = group.times
         occurrence = _Occurrence(time, ids, sample)
         if times and time < times[-1].time:
@@ -174,10 +179,10 @@ class CorrelationState:
         else:
             times.append(occurrence)
         newest = times[-1].time
-        span = self.rule.timespan
+        # Sliding out old events does not end a burst (that would count its events twice):
+        # only an arrival that leaves the condition unmet does.
         while times and newest - times[0].time > span:
             times.popleft()
-            group.fired = False
         while len(times) > self._keep:
             times.popleft()
         count = len(times)
@@ -192,19 +197,18 @@ class CorrelationState:
     def _feed_value_count(
         self, group: _Group, time: float, ids: list[str], value: Any, sample: Event | None
     ) -> list[Hit]:
-        if value is None:
+        span = self.rule.timespan
+        if value is None or group.last - time > span:  # no value, or too late for the window
             return []
         values = group.values
         is_new = value not in values
         values[value] = _Occurrence(time, ids, sample)
         values.move_to_end(value)
-        span = self.rule.timespan
         while values:
             oldest = next(iter(values.values()))
             if time - oldest.time <= span:
                 break
             values.popitem(last=False)
-            group.fired = False
         while len(values) > self._keep:
             values.popitem(last=False)
         distinct = len(values)
@@ -270,9 +274,14 @@ class CorrelationState:
         self, group: _Group, step: int, time: float, ids: list[str], sample: Event | None
     ) -> list[Hit]:
         steps = group.steps
-        steps[step] = _Chain(time, time, ids, sample)
+        current = steps.get(step)
+        if current is None or time >= current.last:  # keep the latest occurrence of each rule
+            steps[step] = _Chain(time, time, ids, sample)
         span = self.rule.timespan
-        for index in [i for i, c in steps.items() if time - c.last > span]:
+        # Measured from the newest occurrence, not this event: a late event must not pair with
+        # occurrences far after it.
+        newest = max(c.last for c in steps.values())
+        for index in [i for i, c in steps.items() if newest - c.last > span]:
             del steps[index]
         if not self.rule.satisfied(len(steps)):
             return []

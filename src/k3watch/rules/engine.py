@@ -19,7 +19,7 @@ from typing import Any
 
 from k3watch.alert import Alert
 from k3watch.event import Event
-from k3watch.rules.compile import INDEX_FIELDS
+from k3watch.rules.compile import INDEX_FIELDS, Predicate, build_predicate
 from k3watch.rules.correlation import CorrelationState, Hit, hashable
 from k3watch.rules.fields import MISSING, compile_getter
 from k3watch.rules.firstseen import BaselineStore, FirstSeenTracker
@@ -28,6 +28,7 @@ from k3watch.telemetry import Counters
 
 _NO_ALERTS: tuple[Alert, ...] = ()
 _UNINDEXABLE = object()
+_NO_KEY = object()  # the index cannot key this event: every rule runs its full detection
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,8 @@ class Engine:
         self.baseline = baseline or BaselineStore()
         self.clock: float | None = None
         self._rules = list(ruleset.event_rules)
-        self._cache: dict[tuple[Any, ...], tuple[EventRule, ...]] = {}
+        self._cache: dict[object, tuple[tuple[EventRule, Predicate], ...]] = {}
+        self._full: dict[int, Predicate] = {}  # whole detections, for events the index can't key
         self._seen_requests: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._last_sweep = float("-inf")
         self._events = 0
@@ -89,23 +91,19 @@ class Engine:
         if raw.get("stage") in self.options.skip_stages:
             return _NO_ALERTS
         self._events += 1
-        if not self._events & 1023:
+        if not self._events & 1023 or self.clock is None:  # the first event starts the clock
             self._tick(event.time)
-        ref = raw.get("objectRef")
-        if ref.__class__ is dict:
-            key = (ref.get("resource"), ref.get("subresource"), raw.get("verb"))
-        else:
-            key = (None, None, raw.get("verb"))
+        key = _index_key(raw)
         try:
             candidates = self._cache[key]
         except KeyError:
             candidates = self._candidates(key)
-        except TypeError:  # an unhashable (malformed) value: no index, try every rule
-            candidates = tuple(self._rules)
+        except TypeError:  # an unhashable (malformed) value: no index, full detections
+            candidates = self._candidates(_NO_KEY)
         if not candidates and not self._pending:
             return _NO_ALERTS
-        for rule in candidates:
-            if rule.predicate(raw):
+        for rule, predicate in candidates:
+            if predicate(raw):
                 self._matched(rule, event)
         if not self._pending:
             return _NO_ALERTS
@@ -127,35 +125,44 @@ class Engine:
         out, self._pending = self._pending, []
         return out
 
+    def state_sizes(self) -> dict[str, int]:
+        """Open correlation groups per correlation rule id (memory held by windows)."""
+        return {state.rule.id: len(state) for state in self._states.values()}
+
     def candidates_for(self, event: Event) -> tuple[EventRule, ...]:
         """The rules the index selects for ``event`` (for tests and diagnostics)."""
-        ref = event.raw.get("objectRef")
-        ref = ref if isinstance(ref, dict) else {}
-        return self._candidates(
-            (ref.get("resource"), ref.get("subresource"), event.raw.get("verb"))
-        )
+        return tuple(rule for rule, _ in self._candidates(_index_key(event.raw)))
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _candidates(self, key: tuple[Any, ...]) -> tuple[EventRule, ...]:
-        values: list[Any] = []
-        for item in key:
-            if item is None:
-                values.append(None)
-            elif isinstance(item, str):
-                values.append(item.lower())
-            else:
-                values.append(_UNINDEXABLE)
-        chosen = []
-        for rule in self._rules:
-            for name, allowed in rule.requires.items():
-                value = values[INDEX_FIELDS.index(name)]
-                if value is _UNINDEXABLE:
-                    continue  # cannot rule it out: let the predicate decide
-                if value not in allowed:
-                    break
-            else:
-                chosen.append(rule)
+    def _candidates(self, key: object) -> tuple[tuple[EventRule, Predicate], ...]:
+        """The rules to try for an index key, each with the predicate to run.
+
+        A rule's own predicate leaves out the tests the index guarantees; where the index
+        cannot judge a value the rule constrains (a number, a list…), the full detection runs.
+        """
+        chosen: list[tuple[EventRule, Predicate]] = []
+        if not isinstance(key, tuple):
+            chosen = [(rule, self._full_predicate(rule)) for rule in self._rules]
+        else:
+            values: list[Any] = []
+            for item in key:
+                if item is None:
+                    values.append(None)
+                elif isinstance(item, str):
+                    values.append(item.lower())
+                else:
+                    values.append(_UNINDEXABLE)
+            for rule in self._rules:
+                exact = True
+                for name, allowed in rule.requires.items():
+                    value = values[INDEX_FIELDS.index(name)]
+                    if value is _UNINDEXABLE:
+                        exact = False  # cannot rule it out: the full detection decides
+                    elif value not in allowed:
+                        break
+                else:
+                    chosen.append((rule, rule.predicate if exact else self._full_predicate(rule)))
         result = tuple(chosen)
         try:
             if len(self._cache) > 4096:  # bounded even if a client invents verbs
@@ -164,6 +171,12 @@ class Engine:
         except TypeError:
             pass
         return result
+
+    def _full_predicate(self, rule: EventRule) -> Predicate:
+        predicate = self._full.get(id(rule))
+        if predicate is None:
+            predicate = self._full[id(rule)] = build_predicate(rule.ir)
+        return predicate
 
     def _matched(self, rule: EventRule, event: Event) -> None:
         audit_id = event.raw.get("auditID")
@@ -283,6 +296,24 @@ class Engine:
             rule_type=rule.type,
             sample=hit.sample,
         )
+
+
+def _index_key(raw: dict[str, Any]) -> object:
+    """The event's (resource, subresource, verb), read as the rules' field getters read them.
+
+    ``_NO_KEY`` when the index cannot stand for the getters: ``objectRef`` is a list (any
+    element may match) or the event has a literal ``objectRef.…`` key (which wins over nesting).
+    """
+    ref = raw.get("objectRef")
+    if ref.__class__ is dict:
+        key = (ref.get("resource"), ref.get("subresource"), raw.get("verb"))
+    elif ref.__class__ is list:
+        return _NO_KEY
+    else:
+        key = (None, None, raw.get("verb"))
+    if "objectRef.resource" in raw or "objectRef.subresource" in raw:
+        return _NO_KEY
+    return key
 
 
 def _plain(value: Any) -> Any:

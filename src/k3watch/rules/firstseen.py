@@ -44,7 +44,8 @@ class BaselineStore:
         self.max_keys = max_keys
         self._memory: dict[str, OrderedDict[str, float]] = {}
         self._learning: dict[str, float] = {}
-        self._pending: list[tuple[str, str, float]] = []
+        # Writes not flushed yet, also looked up on a memory miss (the key may be evicted).
+        self._pending: dict[tuple[str, str], float] = {}
         self._db: sqlite3.Connection | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,6 +73,10 @@ class BaselineStore:
             return keys[key]
         if self._db is None:
             return None
+        pending = self._pending.get((rule_id, key))
+        if pending is not None:
+            self._remember(rule_id, key, pending)
+            return pending
         row = self._db.execute(
             "SELECT last_seen FROM baseline WHERE rule_id = ? AND key = ?", (rule_id, key)
         ).fetchone()
@@ -83,7 +88,7 @@ class BaselineStore:
     def record(self, rule_id: str, key: str, time: float, previous: float | None) -> None:
         self._remember(rule_id, key, time)
         if self._db is not None and (previous is None or time - previous >= _TOUCH_INTERVAL):
-            self._pending.append((rule_id, key, time))
+            self._pending[rule_id, key] = max(time, self._pending.get((rule_id, key), time))
             if len(self._pending) >= 1000:
                 self.flush()
 
@@ -91,6 +96,7 @@ class BaselineStore:
         keys = self._memory.get(rule_id)
         if keys is not None:
             keys.pop(key, None)
+        self._pending.pop((rule_id, key), None)
         if self._db is not None:
             self._db.execute("DELETE FROM baseline WHERE rule_id = ? AND key = ?", (rule_id, key))
 
@@ -105,7 +111,7 @@ class BaselineStore:
                 "INSERT INTO baseline (rule_id, key, first_seen, last_seen) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (rule_id, key) DO UPDATE SET last_seen = "
                 "MAX(baseline.last_seen, excluded.last_seen)",
-                [(r, k, t, t) for r, k, t in self._pending],
+                [(r, k, t, t) for (r, k), t in self._pending.items()],
             )
             self._pending.clear()
         self._db.commit()

@@ -294,6 +294,7 @@ def _assemble(docs: list[_Doc], pipeline: ProcessingPipeline, ruleset: RuleSet) 
 
     correlations = [d for d in rules if isinstance(d.sigma, SigmaCorrelationRule)]
     pending = [d for d in correlations if id(d.sigma) not in failed]
+    ordered: list[CorrelationRule] = []  # inputs before the correlations that read them
     while pending:
         progress = False
         for doc in list(pending):
@@ -310,7 +311,9 @@ def _assemble(docs: list[_Doc], pipeline: ProcessingPipeline, ruleset: RuleSet) 
                 progress = True
             elif all(id(r) in compiled for r in refs):
                 try:
-                    compiled[id(sigma)] = _compile_correlation(doc, sigma, compiled)
+                    correlation = _compile_correlation(doc, sigma, compiled)
+                    compiled[id(sigma)] = correlation
+                    ordered.append(correlation)
                 except RuleError as exc:
                     ruleset.errors.append(exc)
                     failed.add(id(sigma))
@@ -328,8 +331,9 @@ def _assemble(docs: list[_Doc], pipeline: ProcessingPipeline, ruleset: RuleSet) 
         if isinstance(result, EventRule):
             result.index = len(ruleset.event_rules)
             ruleset.event_rules.append(result)
-        elif isinstance(result, CorrelationRule):
-            ruleset.correlations.append(result)
+    # Dependency order: the engine closes windows in this order at the end of a stream, so a
+    # correlation's final hits still reach the correlations that consume them.
+    ruleset.correlations.extend(ordered)
     _wire_consumers(ruleset)
 
 
