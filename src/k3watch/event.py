@@ -137,6 +137,20 @@ def _derived_pod_containers(raw: dict[str, Any]) -> list[Any] | None:
     return out or None
 
 
+def _derived_object_name(raw: dict[str, Any]) -> str | None:
+    """The object's name; for a create, from the request body, as ``objectRef`` has none when
+    the server generates the name (``generateName``, e.g. every pod of a controller)."""
+    name = _sub(raw, "objectRef", "name")
+    if isinstance(name, str) and name:
+        return name
+    metadata = _sub(raw, "requestObject", "metadata")
+    if isinstance(metadata, dict):
+        found = metadata.get("name") or metadata.get("generateName")
+        if isinstance(found, str):
+            return found
+    return None
+
+
 # Fields computed from the event rather than read from it. Rules use them like any other field
 # (a path may continue below a derived field: `k3watch.pod.spec.hostPID`); docs/rules.md lists
 # them.
@@ -144,6 +158,7 @@ DERIVED_FIELDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "k3watch.exec.command": _derived_exec_command,
     "k3watch.exec.argv": _derived_exec_argv,
     "k3watch.exec.container": _derived_exec_container,
+    "k3watch.object.name": _derived_object_name,
     "k3watch.pod.spec": _derived_pod_spec,
     "k3watch.pod.containers": _derived_pod_containers,
 }
@@ -305,21 +320,9 @@ class Event:
             who += f" (as {self.impersonated_user})"
         return f"{who} {self._action()}{self._origin()}{self._outcome()}"
 
-    def _object_name(self) -> str | None:
-        """The object's name; for a create, from the request body when objectRef has none."""
-        name = self.name
-        if name:
-            return name
-        metadata = _sub(self.raw, "requestObject", "metadata")
-        if isinstance(metadata, dict):
-            found = metadata.get("name") or metadata.get("generateName")
-            if isinstance(found, str):
-                return found
-        return None
-
     def _action(self) -> str:
         resource, sub = self.resource, self.subresource
-        target = "/".join(p for p in (self.namespace, self._object_name()) if p)
+        target = "/".join(p for p in (self.namespace, _derived_object_name(self.raw)) if p)
         if resource == "pods" and sub in ("exec", "attach"):
             command = self.exec_command
             if command:

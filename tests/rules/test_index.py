@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from k3watch.event import Event
-from k3watch.rules.compile import build_predicate, requirements
+from k3watch.rules.compile import build_predicate
 from k3watch.rules.engine import Engine
+from k3watch.rules.ir import requirements
 from k3watch.rules.model import RuleSet
 
 Load = Callable[..., RuleSet]

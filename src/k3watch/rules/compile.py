@@ -1,325 +1,202 @@
-"""Compile a Sigma detection (pySigma's condition tree) into one fast Python predicate.
+"""Compile a rule's IR into one generated Python function.
 
-The tree is first turned into a small boolean IR and simplified: nested AND/OR are flattened,
-OR-ed values of one field become one leaf (one set lookup), cheap tests run before expensive
-ones. The IR also tells which literal values a rule *requires* for the indexed fields (verb,
-resource, subresource), so the engine can skip the rule for every other event, and drop the
-tests the index already guarantees.
+A predicate built from nested closures pays a Python call per test and per field read, which
+dominates when a few rules must look at every event. Here the whole detection becomes a single
+function: cheap fields (one or two levels deep) are read once, into locals, right before the
+first test that needs them; equality and number tests are written inline; only the rare
+constructs (substring and regular-expression tests, keywords, field references, deep or
+derived paths) call out to their compiled helpers.
+
+The source is generated from our own IR only and every constant goes through the function's
+namespace (never pasted into the source), so nothing from a rule file is ever executed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-from sigma.conditions import (
-    ConditionAND,
-    ConditionFieldEqualsValueExpression,
-    ConditionNOT,
-    ConditionOR,
-    ConditionValueExpression,
-)
-from sigma.exceptions import SigmaError
-from sigma.rule import SigmaRule
-from sigma.types import SigmaExists, SigmaFieldReference, SigmaType
-
+from k3watch.event import DERIVED_FIELDS
 from k3watch.rules.fields import MISSING, compile_getter, iter_strings
-from k3watch.rules.values import (
-    Spec,
-    StrSpec,
-    UnsupportedValue,
-    ValueTest,
-    _coerce_text,
-    build_test,
-    keyword_spec,
-    spec_cost,
-    specs_from_sigma,
-)
+from k3watch.rules.ir import And, Exists, FieldRef, Leaf, Node, Not, cost
+from k3watch.rules.values import CmpSpec, NumSpec, StrSpec, ValueTest, build_test, coerce_text
 
 Predicate = Callable[[dict[str, Any]], bool]
 
-# Fields the engine indexes rules by, in the order of the event key tuple.
-INDEX_FIELDS = ("objectRef.resource", "objectRef.subresource", "verb")
-
-
-class CompileError(ValueError):
-    """A detection that cannot be compiled; the message names the construct."""
-
-
-# --- the IR ----------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Leaf:
-    """``field`` matches any of ``specs`` (field ``None``: a keyword, any string in the event)."""
-
-    field: str | None
-    specs: list[Spec]
-
-
-@dataclass(slots=True)
-class Exists:
-    field: str
-    exists: bool
-
-
-@dataclass(slots=True)
-class FieldRef:
-    """``field`` equals (or starts/ends with) the value of ``other`` in the same event."""
-
-    field: str
-    other: str
-    starts_with: bool
-    ends_with: bool
-
-
-@dataclass(slots=True)
-class Not:
-    child: Node
-
-
-@dataclass(slots=True)
-class And:
-    children: list[Node] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class Or:
-    children: list[Node] = field(default_factory=list)
-
-
-Node = Leaf | Exists | FieldRef | Not | And | Or
-
-
-def rule_to_ir(rule: SigmaRule) -> Node:
-    """The whole detection of ``rule`` (several conditions are OR-ed) as simplified IR."""
-    trees: list[Node] = []
-    for condition in rule.detection.parsed_condition:
-        try:
-            tree = condition.parse()
-        except SigmaError as exc:
-            raise CompileError(str(exc)) from exc
-        if tree is None:
-            raise CompileError("the detection is empty (a processing pipeline dropped every item)")
-        trees.append(_to_ir(tree))
-    node: Node = trees[0] if len(trees) == 1 else Or(trees)
-    return simplify(node)
-
-
-def _to_ir(node: Any) -> Node:
-    if isinstance(node, ConditionAND):
-        return And([_to_ir(arg) for arg in node.args])
-    if isinstance(node, ConditionOR):
-        return Or([_to_ir(arg) for arg in node.args])
-    if isinstance(node, ConditionNOT):
-        return Not(_to_ir(node.args[0]))
-    if isinstance(node, ConditionFieldEqualsValueExpression):
-        return _leaf(node.field, node.value)
-    if isinstance(node, ConditionValueExpression):
-        return _leaf(None, node.value)
-    raise CompileError(f"unsupported condition element {type(node).__name__}")
-
-
-def _leaf(name: str | None, value: SigmaType) -> Node:
-    if isinstance(value, SigmaExists):
-        if name is None:
-            raise CompileError("'exists' needs a field")
-        return Exists(name, bool(value.exists))
-    if isinstance(value, SigmaFieldReference):
-        if name is None:
-            raise CompileError("'fieldref' needs a field")
-        return FieldRef(name, value.field, value.starts_with, value.ends_with)
-    try:
-        specs = specs_from_sigma(value)
-    except UnsupportedValue as exc:
-        where = f"field '{name}'" if name else "keyword"
-        raise CompileError(f"{where}: {exc}") from exc
-    return Leaf(name, specs if name is not None else [keyword_spec(s) for s in specs])
-
-
-def simplify(node: Node) -> Node:
-    """Flatten nested AND/OR, cancel double negation, merge OR-ed leaves of one field."""
-    if isinstance(node, Not):
-        child = simplify(node.child)
-        return child.child if isinstance(child, Not) else Not(child)
-    if isinstance(node, And | Or):
-        kind = type(node)
-        flat: list[Node] = []
-        for child in (simplify(c) for c in node.children):
-            if type(child) is kind:
-                flat.extend(child.children)  # type: ignore[union-attr,unused-ignore]
-            else:
-                flat.append(child)
-        if kind is Or:
-            flat = _merge_or_leaves(flat)
-        if len(flat) == 1:
-            return flat[0]
-        return kind(flat)
-    return node
-
-
-def _merge_or_leaves(children: list[Node]) -> list[Node]:
-    merged: dict[str | None, Leaf] = {}
-    out: list[Node] = []
-    for child in children:
-        if isinstance(child, Leaf):
-            existing = merged.get(child.field)
-            if existing is None:
-                leaf = Leaf(child.field, list(child.specs))
-                merged[child.field] = leaf
-                out.append(leaf)
-            else:
-                existing.specs.extend(child.specs)
-        else:
-            out.append(child)
-    return out
-
-
-# --- index requirements -----------------------------------------------------------------------
-
-
-def requirements(node: Node, fields: Iterable[str] = INDEX_FIELDS) -> dict[str, frozenset[str]]:
-    """For each of ``fields``, the lowercase values one of which the event *must* have.
-
-    A field absent from the result is unconstrained. An empty set means the rule can never
-    match (``rules lint`` reports it). ``fields`` must hold single values in events (not lists).
-    """
-    wanted = fields if isinstance(fields, frozenset | set | tuple) else tuple(fields)
-    if isinstance(node, Leaf):
-        name = node.field
-        if name is not None and name in wanted and node.specs:
-            texts = [s.text for s in node.specs if isinstance(s, StrSpec) and _is_plain_eq(s)]
-            if len(texts) == len(node.specs):
-                return {name: frozenset(texts)}
-        return {}
-    if isinstance(node, And):
-        result: dict[str, frozenset[str]] = {}
-        for child in node.children:
-            for name, values in requirements(child, wanted).items():
-                result[name] = result[name] & values if name in result else values
-        return result
-    if isinstance(node, Or):
-        parts = [requirements(child, wanted) for child in node.children]
-        common = set(parts[0]).intersection(*parts[1:]) if parts else set()
-        return {name: frozenset().union(*(p[name] for p in parts)) for name in common}
-    return {}
-
-
-def _is_plain_eq(spec: Spec) -> bool:
-    return isinstance(spec, StrSpec) and spec.kind == "eq" and not spec.cased
-
-
-def drop_guaranteed(node: Node, required: dict[str, frozenset[str]]) -> Node | None:
-    """Remove top-level tests that the index already guarantees (``None``: nothing left)."""
-
-    def guaranteed(child: Node) -> bool:
-        return (
-            isinstance(child, Leaf)
-            and child.field in required
-            and all(_is_plain_eq(s) for s in child.specs)
-            and frozenset(s.text for s in child.specs) == required[child.field]  # type: ignore[union-attr]
-        )
-
-    if guaranteed(node):
-        return None
-    if isinstance(node, And):
-        kept = [c for c in node.children if not guaranteed(c)]
-        if not kept:
-            return None
-        return kept[0] if len(kept) == 1 else And(kept)
-    return node
-
-
-# --- predicates --------------------------------------------------------------------------------
+_OPERATORS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "neq": "!="}
 
 
 def build_predicate(node: Node | None) -> Predicate:
-    """Turn IR into nested closures; ``None`` (fully guaranteed by the index) is always true."""
+    """One Python function for ``node``; ``None`` (all guaranteed by the index) is always true."""
     if node is None:
         return _always
-    return _build(node)
+    return _Generator().function(node)
 
 
 def _always(_event: dict[str, Any]) -> bool:
     return True
 
 
-def _build(node: Node) -> Predicate:
-    if isinstance(node, Leaf):
-        return _leaf_predicate(node)
-    if isinstance(node, Exists):
-        return _exists_predicate(node)
-    if isinstance(node, FieldRef):
-        return _fieldref_predicate(node)
-    if isinstance(node, Not):
-        inner = _build(node.child)
-        return lambda event: not inner(event)
-    ordered = sorted(node.children, key=cost)
-    preds = [_build(child) for child in ordered]
-    if isinstance(node, And):
-        return _all_of(preds)
-    return _any_of(preds)
+def list_aware(test: ValueTest) -> ValueTest:
+    """``test`` extended to list values (any element matches, as everywhere in k3watch)."""
 
-
-def _all_of(preds: Sequence[Predicate]) -> Predicate:
-    if len(preds) == 2:
-        a, b = preds
-        return lambda event: a(event) and b(event)
-    if len(preds) == 3:
-        a, b, c = preds
-        return lambda event: a(event) and b(event) and c(event)
-    frozen = tuple(preds)
-
-    def every(event: dict[str, Any]) -> bool:
-        for pred in frozen:
-            if not pred(event):
-                return False
-        return True
-
-    return every
-
-
-def _any_of(preds: Sequence[Predicate]) -> Predicate:
-    if len(preds) == 2:
-        a, b = preds
-        return lambda event: a(event) or b(event)
-    frozen = tuple(preds)
-
-    def some(event: dict[str, Any]) -> bool:
-        for pred in frozen:
-            if pred(event):
-                return True
-        return False
-
-    return some
-
-
-def _leaf_predicate(leaf: Leaf) -> Predicate:
-    test = build_test(leaf.specs)
-    if leaf.field is None:
-        return _keyword_predicate(test)
-    get = compile_getter(leaf.field)
-
-    def pred(event: dict[str, Any]) -> bool:
-        value = get(event)
+    def check(value: Any) -> bool:
         if value.__class__ is list:
-            return _any_element(value, test)
+            return any_element(value, test)
         return test(value)
 
-    return pred
+    return check
 
 
-def _any_element(values: list[Any], test: ValueTest) -> bool:
+def any_element(values: list[Any], test: ValueTest) -> bool:
     if not values:
         return test(MISSING)  # an empty list holds no value: only ``null`` matches it
     for item in values:
         if item.__class__ is list:
-            if _any_element(item, test):
+            if any_element(item, test):
                 return True
         elif test(item):
             return True
     return False
+
+
+class _Generator:
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = {"MISSING": MISSING, "_str": str, "_int": int}
+        self.lines: list[str] = []
+        self.fields: dict[str, str] = {}  # field path → local variable holding its value
+        self.containers: dict[str, str] = {}  # first path part → local variable
+        self.counter = 0
+
+    def function(self, node: Node) -> Predicate:
+        children = sorted(node.children, key=cost) if isinstance(node, And) else [node]
+        for child in children:
+            for name in self._cheap_fields(child):
+                self._read(name)
+            self.lines.append(f"    if not ({self.expr(child)}):")
+            self.lines.append("        return False")
+        source = "def predicate(event):\n" + "\n".join(self.lines) + "\n    return True\n"
+        code = compile(source, "<k3watch rule>", "exec")
+        exec(code, self.namespace)  # our own generated source, see the module docstring
+        predicate: Predicate = self.namespace["predicate"]
+        predicate.__doc__ = source  # for debugging: the generated code
+        return predicate
+
+    # --- names and constants ---
+
+    def _name(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def _const(self, value: Any, prefix: str = "k") -> str:
+        name = self._name(prefix)
+        self.namespace[name] = value
+        return name
+
+    # --- field reads ---
+
+    @staticmethod
+    def _parts(name: str) -> list[str] | None:
+        """The path parts of a field cheap enough to read inline (one or two levels)."""
+        if name in DERIVED_FIELDS or any(name.startswith(r + ".") for r in DERIVED_FIELDS):
+            return None
+        parts = name.split(".")
+        return parts if len(parts) <= 2 else None
+
+    def _cheap_fields(self, node: Node) -> list[str]:
+        out: list[str] = []
+        stack = [node]
+        while stack:
+            current = stack.pop()
+            if isinstance(current, Leaf | Exists):
+                name = current.field
+                if name is not None and self._parts(name) and name not in self.fields:
+                    out.append(name)
+            else:
+                stack.extend(getattr(current, "children", ()))
+                child = getattr(current, "child", None)
+                if child is not None:
+                    stack.append(child)
+        return list(dict.fromkeys(out))
+
+    def _read(self, name: str) -> None:
+        parts = self._parts(name)
+        assert parts is not None
+        var = self._name("v")
+        if len(parts) == 1:
+            self.lines.append(f"    {var} = event.get({self._const(name)}, MISSING)")
+        else:
+            outer, inner = parts
+            container = self.containers.get(outer)
+            if container is None:
+                container = self._name("c")
+                self.lines.append(f"    {container} = event.get({self._const(outer)})")
+                self.containers[outer] = container
+            getter = self._const(compile_getter(name), "g")
+            # A literal dotted key wins over nesting, and a list fans out: both through the
+            # general getter; the usual nested dict is read inline.
+            self.lines.append(
+                f"    {var} = {container}.get({self._const(inner)}, MISSING) "
+                f"if {container}.__class__ is dict and {self._const(name)} not in event "
+                f"else {getter}(event)"
+            )
+        self.fields[name] = var
+
+    def _value(self, name: str) -> str:
+        var = self.fields.get(name)
+        if var is not None:
+            return var
+        return f"{self._const(compile_getter(name), 'g')}(event)"
+
+    # --- expressions ---
+
+    def expr(self, node: Node) -> str:
+        if isinstance(node, Leaf):
+            if node.field is None:
+                return f"{self._const(_closure(node), 'p')}(event)"
+            return self._leaf(node)
+        if isinstance(node, Exists):
+            op = "is not" if node.exists else "is"
+            return f"({self._value(node.field)} {op} MISSING)"
+        if isinstance(node, FieldRef):
+            return f"{self._const(_closure(node), 'p')}(event)"
+        if isinstance(node, Not):
+            return f"(not {self.expr(node.child)})"
+        joiner = " and " if isinstance(node, And) else " or "
+        ordered = sorted(node.children, key=cost)
+        return "(" + joiner.join(self.expr(child) for child in ordered) + ")"
+
+    def _leaf(self, leaf: Any) -> str:
+        test = self._const(list_aware(build_test(leaf.specs)), "t")
+        value = self._value(leaf.field)
+        if value not in self.fields.values():  # a deep or derived field: no inline fast path
+            return f"{test}({value})"
+        specs = leaf.specs
+        if all(isinstance(s, StrSpec) and s.kind == "eq" and not s.cased for s in specs):
+            texts = {s.text for s in specs}
+            if len(texts) == 1:
+                wanted = self._const(next(iter(texts)))
+                fast = f"{value}.lower() == {wanted}"
+            else:
+                fast = f"{value}.lower() in {self._const(frozenset(texts))}"
+            return f"(({fast}) if {value}.__class__ is _str else {test}({value}))"
+        if all(isinstance(s, NumSpec) for s in specs):
+            numbers = self._const(frozenset(s.number for s in specs))
+            return f"(({value} in {numbers}) if {value}.__class__ is _int else {test}({value}))"
+        if len(specs) == 1 and isinstance(specs[0], CmpSpec):
+            spec = specs[0]
+            bound = self._const(spec.number)
+            symbol = _OPERATORS[spec.op]
+            return f"(({value} {symbol} {bound}) if {value}.__class__ is _int else {test}({value}))"
+        return f"{test}({value})"
+
+
+def _closure(node: Node) -> Predicate:
+    """Closures for the rare constructs the generated code calls out to."""
+    if isinstance(node, FieldRef):
+        return _fieldref_predicate(node)
+    assert isinstance(node, Leaf)
+    return _keyword_predicate(build_test(node.specs))
 
 
 def _keyword_predicate(test: ValueTest) -> Predicate:
@@ -329,19 +206,13 @@ def _keyword_predicate(test: ValueTest) -> Predicate:
     return pred
 
 
-def _exists_predicate(node: Exists) -> Predicate:
-    get = compile_getter(node.field)
-    wanted = node.exists
-    return lambda event: (get(event) is not MISSING) is wanted
-
-
 def _fieldref_predicate(node: FieldRef) -> Predicate:
     get = compile_getter(node.field)
     get_other = compile_getter(node.other)
 
     def texts(value: Any) -> list[str]:
         items = value if value.__class__ is list else [value]
-        return [t.lower() for t in (_coerce_text(i) for i in items) if t is not None]
+        return [t.lower() for t in (coerce_text(i) for i in items) if t is not None]
 
     def pred(event: dict[str, Any]) -> bool:
         mine = texts(get(event))
@@ -362,36 +233,3 @@ def _fieldref_predicate(node: FieldRef) -> Predicate:
         return False
 
     return pred
-
-
-def cost(node: Node) -> int:
-    """Estimated evaluation cost, used to run cheap tests first."""
-    if isinstance(node, Leaf):
-        if node.field is None:
-            return 50
-        depth = node.field.count(".")
-        return depth + max((spec_cost(s) for s in node.specs), default=1)
-    if isinstance(node, Exists):
-        return 1 + node.field.count(".")
-    if isinstance(node, FieldRef):
-        return 6
-    if isinstance(node, Not):
-        return cost(node.child)
-    return sum(cost(c) for c in node.children)
-
-
-def fields_used(node: Node) -> Iterable[str]:
-    """Every field name the IR reads (for lint and documentation)."""
-    if isinstance(node, Leaf):
-        if node.field is not None:
-            yield node.field
-    elif isinstance(node, Exists):
-        yield node.field
-    elif isinstance(node, FieldRef):
-        yield node.field
-        yield node.other
-    elif isinstance(node, Not):
-        yield from fields_used(node.child)
-    else:
-        for child in node.children:
-            yield from fields_used(child)

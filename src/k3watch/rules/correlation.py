@@ -268,7 +268,7 @@ class CorrelationState:
         group.sample = None
         return hit
 
-    # --- temporal proximity --------------------------------------------------------------------
+    # --- temporal proximity ---
 
     def _feed_temporal(
         self, group: _Group, step: int, time: float, ids: list[str], sample: Event | None
@@ -326,7 +326,7 @@ class CorrelationState:
             )
         ]
 
-    # --- helpers -------------------------------------------------------------------------------
+    # --- helpers ---
 
     def _hit(self, group: _Group, occurrences: list[_Occurrence], count: int, detail: str) -> Hit:
         ids: list[str] = []

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from k3watch.alerting.sinks.console import SEVERITY_STYLES
-from k3watch.rules.compile import fields_used
+from k3watch.rules.ir import fields_used
 from k3watch.rules.model import EventRule, Rule, RuleSet
 
 
@@ -36,7 +36,10 @@ def rule_as_dict(rule: Rule) -> dict[str, Any]:
     if isinstance(rule, EventRule):
         out["logsource"] = info.logsource
         out["fields"] = sorted(set(fields_used(rule.ir)))
-        out["index"] = {k: sorted(v) for k, v in rule.requires.items()}
+        # The values each indexed field must have (null: the field must be absent).
+        out["index"] = {
+            k: sorted(v, key=lambda x: (x is None, x or "")) for k, v in rule.requires.items()
+        }
         out["group_by"] = list(rule.group_by)
         if rule.first_seen is not None:
             out["first_seen"] = {

@@ -19,15 +19,16 @@ from typing import Any
 
 from k3watch.alert import Alert
 from k3watch.event import Event
-from k3watch.rules.compile import INDEX_FIELDS, Predicate, build_predicate
+from k3watch.rules.compile import Predicate, build_predicate
 from k3watch.rules.correlation import CorrelationState, Hit, hashable
 from k3watch.rules.fields import MISSING, compile_getter
 from k3watch.rules.firstseen import BaselineStore, FirstSeenTracker
+from k3watch.rules.ir import INDEX_FIELDS
 from k3watch.rules.model import EventRule, RuleSet
 from k3watch.telemetry import Counters
 
 _NO_ALERTS: tuple[Alert, ...] = ()
-_UNINDEXABLE = object()
+MAX_INDEX_KEYS = 65_536  # distinct (resource, subresource, verb, code, user) combinations kept
 _NO_KEY = object()  # the index cannot key this event: every rule runs its full detection
 
 
@@ -83,7 +84,7 @@ class Engine:
         }
         self._pending: list[Alert] = []
 
-    # --- the hot path ---------------------------------------------------------------------------
+    # --- the hot path ---
 
     def process(self, event: Event) -> Sequence[Alert]:
         """Evaluate one event; return the raw alerts it (or the clock it moved) produced."""
@@ -131,45 +132,32 @@ class Engine:
 
     def candidates_for(self, event: Event) -> tuple[EventRule, ...]:
         """The rules the index selects for ``event`` (for tests and diagnostics)."""
-        return tuple(rule for rule, _ in self._candidates(_index_key(event.raw)))
+        key = _index_key(event.raw)
+        try:
+            hash(key)
+        except TypeError:
+            key = _NO_KEY
+        return tuple(rule for rule, _ in self._candidates(key))
 
-    # --- internals ------------------------------------------------------------------------------
+    # --- internals ---
 
     def _candidates(self, key: object) -> tuple[tuple[EventRule, Predicate], ...]:
-        """The rules to try for an index key, each with the predicate to run.
+        """The rules to try for an index key, each with the predicate to run on the event.
 
-        A rule's own predicate leaves out the tests the index guarantees; where the index
-        cannot judge a value the rule constrains (a number, a list…), the full detection runs.
+        Each rule's tests on the key fields are decided here, once for the key, on a probe
+        event holding just those values; the event then only runs the rest. Events the key
+        cannot stand for (``_NO_KEY``) run every rule's full detection.
         """
-        chosen: list[tuple[EventRule, Predicate]] = []
         if not isinstance(key, tuple):
-            chosen = [(rule, self._full_predicate(rule)) for rule in self._rules]
+            result = tuple((rule, self._full_predicate(rule)) for rule in self._rules)
         else:
-            values: list[Any] = []
-            for item in key:
-                if item is None:
-                    values.append(None)
-                elif isinstance(item, str):
-                    values.append(item.lower())
-                else:
-                    values.append(_UNINDEXABLE)
-            for rule in self._rules:
-                exact = True
-                for name, allowed in rule.requires.items():
-                    value = values[INDEX_FIELDS.index(name)]
-                    if value is _UNINDEXABLE:
-                        exact = False  # cannot rule it out: the full detection decides
-                    elif value not in allowed:
-                        break
-                else:
-                    chosen.append((rule, rule.predicate if exact else self._full_predicate(rule)))
-        result = tuple(chosen)
-        try:
-            if len(self._cache) > 4096:  # bounded even if a client invents verbs
-                self._cache.clear()
-            self._cache[key] = result
-        except TypeError:
-            pass
+            probe = _probe_event(key)
+            result = tuple(
+                (rule, rule.predicate) for rule in self._rules if rule.key_predicate(probe)
+            )
+        if len(self._cache) >= MAX_INDEX_KEYS:  # bounded even if a client invents values
+            self._cache.clear()
+        self._cache[key] = result
         return result
 
     def _full_predicate(self, rule: EventRule) -> Predicate:
@@ -299,21 +287,62 @@ class Engine:
 
 
 def _index_key(raw: dict[str, Any]) -> object:
-    """The event's (resource, subresource, verb), read as the rules' field getters read them.
+    """The event's values of ``INDEX_FIELDS``, exactly as the rules' field getters read them.
 
-    ``_NO_KEY`` when the index cannot stand for the getters: ``objectRef`` is a list (any
-    element may match) or the event has a literal ``objectRef.…`` key (which wins over nesting).
+    ``_NO_KEY`` when a probe event could not reproduce those reads: a list on the path (any
+    element may match) or a literal dotted key (which wins over nesting). Unhashable values
+    (lists, objects) make the caller fall back to ``_NO_KEY`` too.
     """
-    ref = raw.get("objectRef")
+    ref = raw.get("objectRef", MISSING)
     if ref.__class__ is dict:
-        key = (ref.get("resource"), ref.get("subresource"), raw.get("verb"))
+        resource = ref.get("resource", MISSING)
+        subresource = ref.get("subresource", MISSING)
     elif ref.__class__ is list:
         return _NO_KEY
     else:
-        key = (None, None, raw.get("verb"))
-    if "objectRef.resource" in raw or "objectRef.subresource" in raw:
+        resource = subresource = MISSING
+    status = raw.get("responseStatus", MISSING)
+    if status.__class__ is dict:
+        code = status.get("code", MISSING)
+    elif status.__class__ is list:
         return _NO_KEY
-    return key
+    else:
+        code = MISSING
+    user = raw.get("user", MISSING)
+    if user.__class__ is dict:
+        username = user.get("username", MISSING)
+    elif user.__class__ is list:
+        return _NO_KEY
+    else:
+        username = MISSING
+    if (
+        "objectRef.resource" in raw
+        or "objectRef.subresource" in raw
+        or "responseStatus.code" in raw
+        or "user.username" in raw
+    ):
+        return _NO_KEY
+    return (resource, subresource, raw.get("verb", MISSING), code, username)
+
+
+def _probe_event(key: tuple[Any, ...]) -> dict[str, Any]:
+    """A minimal event whose index fields read exactly like the key (MISSING left out)."""
+    resource, subresource, verb, code, username = key
+    probe: dict[str, Any] = {}
+    ref = {
+        name: value
+        for name, value in (("resource", resource), ("subresource", subresource))
+        if value is not MISSING
+    }
+    if ref:
+        probe["objectRef"] = ref
+    if verb is not MISSING:
+        probe["verb"] = verb
+    if code is not MISSING:
+        probe["responseStatus"] = {"code": code}
+    if username is not MISSING:
+        probe["user"] = {"username": username}
+    return probe
 
 
 def _plain(value: Any) -> Any:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from k3watch.errors import Location
-from k3watch.rules.compile import fields_used, requirements
+from k3watch.rules.ir import fields_used, requirements
 from k3watch.rules.model import CorrelationRule, EventRule, RuleSet
 
 # Fields of an audit.k8s.io/v1 (and v1beta1) Event. Paths under an open prefix are free-form
@@ -25,6 +25,7 @@ AUDIT_FIELDS = frozenset(
         "responseStatus.code",
         "requestReceivedTimestamp", "stageTimestamp", "timestamp",
         "k3watch.exec.command", "k3watch.exec.argv", "k3watch.exec.container",
+        "k3watch.object.name",
     }
 )  # fmt: skip
 OPEN_PREFIXES = (

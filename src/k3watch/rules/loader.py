@@ -26,15 +26,10 @@ from sigma.rule import SigmaRule
 
 from k3watch.alert import Severity
 from k3watch.errors import Location, RuleError
-from k3watch.rules.compile import (
-    CompileError,
-    build_predicate,
-    drop_guaranteed,
-    requirements,
-    rule_to_ir,
-)
+from k3watch.rules.compile import build_predicate
 from k3watch.rules.extension import Extension, parse_extension
 from k3watch.rules.fields import Getter, compile_getter
+from k3watch.rules.ir import CompileError, requirements, rule_to_ir, split_key
 from k3watch.rules.model import (
     CORRELATION_TYPES,
     CorrelationRule,
@@ -92,7 +87,7 @@ def load_rules(
     return ruleset
 
 
-# --- files and documents -----------------------------------------------------------------------
+# --- files and documents ---
 
 
 def _rule_files(path: Path, ruleset: RuleSet) -> list[Path]:
@@ -211,7 +206,7 @@ def _key_lines(node: yaml.Node) -> list[tuple[str, int]]:
     return out
 
 
-# --- pipelines ------------------------------------------------------------------------------------
+# --- pipelines ---
 
 
 def _build_pipeline(
@@ -241,7 +236,7 @@ def _build_pipeline(
     return pipeline
 
 
-# --- assembly -------------------------------------------------------------------------------------
+# --- assembly ---
 
 
 def _assemble(docs: list[_Doc], pipeline: ProcessingPipeline, ruleset: RuleSet) -> None:
@@ -389,15 +384,15 @@ def _info(doc: _Doc, sigma: SigmaRule | SigmaCorrelationRule, kind: str) -> Rule
 def _compile_event_rule(doc: _Doc, sigma: SigmaRule) -> EventRule:
     extension = doc.extension or Extension()
     ir = rule_to_ir(sigma)
-    requires = requirements(ir)
-    predicate = build_predicate(drop_guaranteed(ir, requires))
+    key_part, rest = split_key(ir)
     group_by = extension.group_by if extension.group_by is not None else DEFAULT_GROUP_BY
     first_seen = extension.first_seen
     kind = "first_seen" if first_seen is not None else "event"
     return EventRule(
         info=_info(doc, sigma, kind),
-        predicate=predicate,
-        requires=requires,
+        predicate=build_predicate(rest),
+        key_predicate=build_predicate(key_part),
+        requires=requirements(ir),
         ir=ir,
         group_by=group_by,
         group_getters=tuple(compile_getter(f) for f in group_by),

@@ -7,8 +7,9 @@ from typing import Any
 
 from k3watch.alert import Severity
 from k3watch.errors import Location, RuleError
-from k3watch.rules.compile import Node, Predicate
+from k3watch.rules.compile import Predicate
 from k3watch.rules.fields import Getter
+from k3watch.rules.ir import Node, Requirement
 
 # Correlation types the engine evaluates (Sigma correlation vocabulary).
 CORRELATION_TYPES = ("event_count", "value_count", "temporal", "temporal_ordered")
@@ -82,8 +83,9 @@ class EventRule:
     """A single-event Sigma rule, compiled."""
 
     info: RuleInfo
-    predicate: Predicate
-    requires: dict[str, frozenset[str]]
+    predicate: Predicate  # the tests on fields outside the index key
+    key_predicate: Predicate  # the tests on index key fields only (see ir.split_key)
+    requires: dict[str, Requirement]
     ir: Node
     group_by: tuple[str, ...]
     group_getters: tuple[Getter, ...]

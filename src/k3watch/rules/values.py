@@ -203,7 +203,7 @@ def _string_spec(value: SigmaString) -> StrSpec:
 # --- tests: a group of OR-ed specs becomes one function -------------------------------------
 
 
-def _coerce_text(value: Any) -> str | None:
+def coerce_text(value: Any) -> str | None:
     """The text form of a scalar event value, for string patterns (``None`` for others)."""
     cls = value.__class__
     if cls is str:
@@ -254,19 +254,78 @@ _CMP: dict[str, Callable[[float, float], bool]] = {
 }
 
 
+# Distinct strings remembered per memoized test; the memo is cleared when full.
+MEMO_SIZE = 4096
+
+
 def build_test(specs: Sequence[Spec]) -> ValueTest:
     """One function answering "does this scalar event value match any of ``specs``?"."""
     strs = [s for s in specs if isinstance(s, StrSpec)]
     others = [s for s in specs if not isinstance(s, StrSpec)]
+    if not strs and others and all(isinstance(s, NumSpec) for s in others):
+        return _number_test(frozenset(s.number for s in others))  # type: ignore[union-attr]
+    if not strs and len(others) == 1 and isinstance(others[0], CmpSpec):
+        return _compare_test(others[0])
     if not others and strs and not any(s.cased for s in strs):
-        return _ci_string_test(strs)
-    return _general_test(strs, others)
+        test = _ci_string_test(strs)
+    else:
+        test = _general_test(strs, others)
+    if all(isinstance(s, StrSpec) and s.kind in ("eq", "any") for s in specs):
+        return test
+    return _memoized(test)
+
+
+def _memoized(test: ValueTest) -> ValueTest:
+    """Remember the answer per string: user agents, user names and URIs repeat all day, and
+    substring, wildcard and regular-expression tests cost far more than a dictionary lookup."""
+    memo: dict[str, bool] = {}
+
+    def remembered(v: Any) -> bool:
+        if v.__class__ is not str:
+            return test(v)
+        found = memo.get(v)
+        if found is None:
+            found = test(v)
+            if len(memo) >= MEMO_SIZE:
+                memo.clear()
+            memo[v] = found
+        return found
+
+    return remembered
+
+
+def _number_test(numbers: frozenset[float]) -> ValueTest:
+    def number(v: Any) -> bool:
+        cls = v.__class__
+        if cls is int or cls is float:
+            return v in numbers
+        if cls is str:
+            found = _coerce_number(v)
+            return found is not None and found in numbers
+        return False
+
+    return number
+
+
+def _compare_test(spec: CmpSpec) -> ValueTest:
+    op, bound = _CMP[spec.op], spec.number
+
+    def compare(v: Any) -> bool:
+        cls = v.__class__
+        if cls is int or cls is float:
+            return op(v, bound)
+        if cls is str:
+            found = _coerce_number(v)
+            return found is not None and op(found, bound)
+        return False
+
+    return compare
 
 
 def _ci_string_test(specs: Sequence[StrSpec]) -> ValueTest:
     """Case-insensitive string patterns only: the common case, kept lean."""
     if any(s.kind == "any" for s in specs):
-        return lambda v: _coerce_text(v) is not None
+        return lambda v: coerce_text(v) is not None
     eq = frozenset(s.text for s in specs if s.kind == "eq")
     prefixes = tuple(s.text for s in specs if s.kind == "prefix")
     suffixes = tuple(s.text for s in specs if s.kind == "suffix")
@@ -279,7 +338,7 @@ def _ci_string_test(specs: Sequence[StrSpec]) -> ValueTest:
             def eq_one(v: Any) -> bool:
                 if v.__class__ is str:
                     return bool(v.lower() == only)
-                text = _coerce_text(v)
+                text = coerce_text(v)
                 return text is not None and text.lower() == only
 
             return eq_one
@@ -287,7 +346,7 @@ def _ci_string_test(specs: Sequence[StrSpec]) -> ValueTest:
         def eq_set(v: Any) -> bool:
             if v.__class__ is str:
                 return v.lower() in eq
-            text = _coerce_text(v)
+            text = coerce_text(v)
             return text is not None and text.lower() in eq
 
         return eq_set
@@ -296,13 +355,13 @@ def _ci_string_test(specs: Sequence[StrSpec]) -> ValueTest:
             (needle,) = contains
 
             def contains_one(v: Any) -> bool:
-                text = v if v.__class__ is str else _coerce_text(v)
+                text = v if v.__class__ is str else coerce_text(v)
                 return text is not None and needle in text.lower()
 
             return contains_one
 
         def contains_any(v: Any) -> bool:
-            text = v if v.__class__ is str else _coerce_text(v)
+            text = v if v.__class__ is str else coerce_text(v)
             if text is None:
                 return False
             low = text.lower()
@@ -311,7 +370,7 @@ def _ci_string_test(specs: Sequence[StrSpec]) -> ValueTest:
         return contains_any
 
     def mixed(v: Any) -> bool:
-        text = v if v.__class__ is str else _coerce_text(v)
+        text = v if v.__class__ is str else coerce_text(v)
         if text is None:
             return False
         low = text.lower()
@@ -379,7 +438,7 @@ def _general_test(strs: Sequence[StrSpec], others: Iterable[Spec]) -> ValueTest:
         if cs_test is not None and cs_test(v):
             return True
         if regexes or networks:
-            text = _coerce_text(v)
+            text = coerce_text(v)
             if text is not None:
                 for regex in regexes:
                     if regex.search(text):
@@ -407,7 +466,7 @@ def _cased_string_test(specs: Sequence[StrSpec]) -> ValueTest:
     any_value = any(s.kind == "any" for s in specs)
 
     def test(v: Any) -> bool:
-        text = _coerce_text(v)
+        text = coerce_text(v)
         if text is None:
             return False
         if any_value or text in eq:
