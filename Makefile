@@ -26,7 +26,7 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	@mkdir -p $(DEMO)
 	$(BIN)/k3watch sample generate --out $(DEMO)/audit.log
-	$(BIN)/k3watch scan $(DEMO)/audit.log
+	$(BIN)/k3watch scan $(DEMO)/audit.log --min-severity medium
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
