@@ -289,7 +289,11 @@ def rules_group() -> None:
 @rules_group.command(name="list")
 @rule_options
 @click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "markdown"]),
+    default="table",
+    show_default=True,
 )
 def rules_list(
     rule_paths: tuple[Path, ...],
@@ -299,7 +303,7 @@ def rules_list(
     fmt: str,
 ) -> None:
     """List the loaded rules."""
-    from k3watch.rules.describe import rule_table, rules_as_dicts
+    from k3watch.rules.describe import rule_table, rules_as_dicts, rules_markdown
 
     ruleset = _load(rule_paths, no_builtin, pipelines, placeholders)
     _report_rule_problems(ruleset, _stderr())
@@ -307,6 +311,8 @@ def rules_list(
         sys.stdout.buffer.write(
             orjson.dumps(rules_as_dicts(ruleset), option=orjson.OPT_INDENT_2) + b"\n"
         )
+    elif fmt == "markdown":
+        sys.stdout.write(rules_markdown(ruleset))
     else:
         Console().print(rule_table(ruleset))
     if ruleset.errors:

@@ -57,3 +57,17 @@ def test_correlation_inputs_do_not_alert_on_their_own() -> None:
     inputs = {source.id for c in LIBRARY.correlations for source in c.inputs}
     for rule in LIBRARY.event_rules:
         assert rule.generate is (rule.id not in inputs), rule.info.title
+
+
+def test_docs_rules_md_lists_the_current_library() -> None:
+    """docs/rules.md ends with the generated rule list; regenerate it when rules change."""
+    from pathlib import Path
+
+    from k3watch.rules.describe import rules_markdown
+
+    doc = (Path(__file__).parents[2] / "docs" / "rules.md").read_text(encoding="utf-8")
+    marker = "## Built-in rules\n"
+    assert marker in doc
+    assert doc.endswith(rules_markdown(LIBRARY)), (
+        "run: k3watch rules list --format markdown, and replace the list in docs/rules.md"
+    )

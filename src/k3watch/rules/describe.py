@@ -83,3 +83,19 @@ def rule_table(ruleset: RuleSet) -> Table:
             info.id[:8] if len(info.id) == 36 else info.id,
         )
     return table
+
+
+def rules_markdown(ruleset: RuleSet) -> str:
+    """The rule list of docs/rules.md: one row per rule, most severe first."""
+    lines = [
+        "| Severity | Rule | Type | ATT&CK | What to do |",
+        "|---|---|---|---|---|",
+    ]
+    for rule in sorted(ruleset.all(), key=lambda r: (-r.info.severity, r.info.title)):
+        info = rule.info
+        kind = info.kind if rule.generate else f"{info.kind} (correlation input)"
+        todo = " ".join(info.response.split()) or "—"
+        cells = [info.severity.label, f"{info.title} `{info.id[:8]}`", kind,
+                 ", ".join(info.attack_ids) or "—", todo]  # fmt: skip
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
