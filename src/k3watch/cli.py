@@ -286,31 +286,44 @@ def rules_group() -> None:
     """List, lint and test Sigma rules."""
 
 
-@rules_group.command(name="list")
-@rule_options
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "markdown"]),
-    default="table",
-    show_default=True,
-)
-def rules_list(
-    rule_paths: tuple[Path, ...],
-    no_builtin: bool,
-    pipelines: tuple[Path, ...],
-    placeholders: tuple[str, ...],
-    fmt: str,
-) -> None:
+def rules_command(name: str, formats: tuple[str, ...]) -> Callable[[RulesAction], Any]:
+    """A ``rules`` subcommand: the shared rule options and ``--format``, then the rule set."""
+
+    def decorate(action: RulesAction) -> Any:
+        @rules_group.command(name=name, help=action.__doc__)
+        @rule_options
+        @click.option(
+            "--format", "fmt", type=click.Choice(formats), default="table", show_default=True
+        )
+        def command(
+            rule_paths: tuple[Path, ...],
+            no_builtin: bool,
+            pipelines: tuple[Path, ...],
+            placeholders: tuple[str, ...],
+            fmt: str,
+        ) -> None:
+            action(_load(rule_paths, no_builtin, pipelines, placeholders), fmt)
+
+        return command
+
+    return decorate
+
+
+RulesAction = Callable[[RuleSet, str], None]
+
+
+def _write_json(payload: object) -> None:
+    sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+@rules_command("list", ("table", "json", "markdown"))
+def rules_list(ruleset: RuleSet, fmt: str) -> None:
     """List the loaded rules."""
     from k3watch.rules.describe import rule_table, rules_as_dicts, rules_markdown
 
-    ruleset = _load(rule_paths, no_builtin, pipelines, placeholders)
     _report_rule_problems(ruleset, _stderr())
     if fmt == "json":
-        sys.stdout.buffer.write(
-            orjson.dumps(rules_as_dicts(ruleset), option=orjson.OPT_INDENT_2) + b"\n"
-        )
+        _write_json(rules_as_dicts(ruleset))
     elif fmt == "markdown":
         sys.stdout.write(rules_markdown(ruleset))
     else:
@@ -319,26 +332,14 @@ def rules_list(
         sys.exit(1)
 
 
-@rules_group.command(name="lint")
-@rule_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-def rules_lint(
-    rule_paths: tuple[Path, ...],
-    no_builtin: bool,
-    pipelines: tuple[Path, ...],
-    placeholders: tuple[str, ...],
-    fmt: str,
-) -> None:
+@rules_command("lint", ("table", "json"))
+def rules_lint(ruleset: RuleSet, fmt: str) -> None:
     """Check rules: load errors, unknown fields, conditions that can never match, missing tests."""
     from k3watch.rules.lint import lint
 
-    ruleset = _load(rule_paths, no_builtin, pipelines, placeholders)
     findings = lint(ruleset)
     if fmt == "json":
-        payload = [f.to_dict() for f in findings]
-        sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
+        _write_json([f.to_dict() for f in findings])
     else:
         console = Console(highlight=False)
         for finding in findings:
@@ -350,27 +351,15 @@ def rules_lint(
         sys.exit(1)
 
 
-@rules_group.command(name="test")
-@rule_options
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
-def rules_test(
-    rule_paths: tuple[Path, ...],
-    no_builtin: bool,
-    pipelines: tuple[Path, ...],
-    placeholders: tuple[str, ...],
-    fmt: str,
-) -> None:
+@rules_command("test", ("table", "json"))
+def rules_test(ruleset: RuleSet, fmt: str) -> None:
     """Run every rule's embedded test events and report pass/fail per rule."""
     from k3watch.rules.testing import run_rule_tests
 
-    ruleset = _load(rule_paths, no_builtin, pipelines, placeholders)
     _report_rule_problems(ruleset, _stderr())
     results = run_rule_tests(ruleset)
     if fmt == "json":
-        payload = [r.to_dict() for r in results]
-        sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
+        _write_json([r.to_dict() for r in results])
     else:
         console = Console(highlight=False)
         for result in results:

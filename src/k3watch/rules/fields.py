@@ -104,6 +104,8 @@ def _single_getter(key: str) -> Getter:
 
 
 def _two_part_getter(literal: str, outer: str, inner: str) -> Getter:
+    fan_out = _path_resolver([inner])  # when ``outer`` is a list
+
     def getter(event: dict[str, Any]) -> Any:
         if literal in event:
             return event[literal]
@@ -112,15 +114,7 @@ def _two_part_getter(literal: str, outer: str, inner: str) -> Getter:
         if cls is dict:
             return value.get(inner, MISSING)
         if cls is list:
-            out = []
-            for element in value:
-                if element.__class__ is dict and inner in element:
-                    found = element[inner]
-                    if found.__class__ is list:
-                        out.extend(found)
-                    else:
-                        out.append(found)
-            return out if out else MISSING
+            return fan_out(value)
         return MISSING
 
     return getter
