@@ -102,7 +102,7 @@ def scan(
             try:
                 stream = open_input(inp, on_progress)
             except InputError as exc:
-                counters.inc("input_errors", reason=exc.reason)
+                counters.inc("files_failed", reason=exc.reason)
                 on_error(exc)
                 continue
             result.inputs_read += 1
@@ -122,7 +122,7 @@ def scan(
                     Location(inp.name),
                     reason="read_error",
                 )
-                counters.inc("input_errors", reason="read_error")
+                counters.inc("files_failed", reason="read_error")
                 on_error(error)
         account(engine.flush())
         emit(suppressor.drain())
