@@ -83,13 +83,14 @@ class Engine:
             if r.first_seen is not None
         }
         self._pending: list[Alert] = []
+        self._skip_stages = self.options.skip_stages
 
     # --- the hot path ---
 
     def process(self, event: Event) -> Sequence[Alert]:
         """Evaluate one event; return the raw alerts it (or the clock it moved) produced."""
         raw = event.raw
-        if raw.get("stage") in self.options.skip_stages:
+        if raw.get("stage") in self._skip_stages:
             return _NO_ALERTS
         self._events += 1
         if not self._events & 1023 or self.clock is None:  # the first event starts the clock
