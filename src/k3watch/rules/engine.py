@@ -267,8 +267,8 @@ class Engine:
             raw = hit.sample.raw if hit.sample is not None else {}
             summary = render_summary(rule.summary, raw, extra)
         else:
-            who = ", ".join(f"{k}={v}" for k, v in hit.group.items()) or "all events"
-            summary = f"{hit.detail} within {extra['timespan']} for {who}"
+            who = ", ".join(f"{k}={_text(v)}" for k, v in hit.group.items()) or "all events"
+            summary = f"{hit.detail} within {extra['timespan']} ({rule.condition_text()}) for {who}"
             if hit.sample is not None:
                 summary += f"; first: {hit.sample.describe()}"
         return Alert(
@@ -344,6 +344,12 @@ def _probe_event(key: tuple[Any, ...]) -> dict[str, Any]:
     if username is not MISSING:
         probe["user"] = {"username": username}
     return probe
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return "?" if value is None or value is MISSING else str(value)
 
 
 def _plain(value: Any) -> Any:

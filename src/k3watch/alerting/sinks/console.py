@@ -35,18 +35,18 @@ class TableSink:
         if not self.alerts:
             self.console.print("No alerts.")
             return
-        table = Table(title=f"{len(self.alerts)} alerts", show_lines=False, expand=True)
-        table.add_column("First seen (UTC)", no_wrap=True)
+        table = Table(title=f"{len(self.alerts)} alerts", expand=True, show_lines=True)
+        table.add_column("First seen (UTC)", no_wrap=True, max_width=16)
         table.add_column("Severity", no_wrap=True)
-        table.add_column("Rule", ratio=2)
-        table.add_column("Count", justify="right")
-        table.add_column("Summary", ratio=4)
+        table.add_column("Alert", ratio=1)
+        table.add_column("Count", justify="right", no_wrap=True)
         for alert in sorted(self.alerts, key=lambda a: (a.first_seen or 0.0, -a.severity)):
+            text = Text(alert.title, style="bold")
+            text.append("\n" + alert.summary, style="default")
             table.add_row(
-                format_time(alert.first_seen)[:19].replace("T", " "),
+                format_time(alert.first_seen)[:16].replace("T", " "),
                 Text(alert.severity.label, style=SEVERITY_STYLES[alert.severity]),
-                alert.title,
+                text,
                 str(alert.count),
-                alert.summary,
             )
         self.console.print(table)
