@@ -7,6 +7,7 @@ reachable; the accessors give the rest of the code typed access to the common fi
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -151,6 +152,47 @@ def _derived_object_name(raw: dict[str, Any]) -> str | None:
     return None
 
 
+@lru_cache(maxsize=256)
+def _csr_subject(request: str) -> dict[str, Any] | None:
+    """Subject and requested names of a PEM certificate signing request (base64 in the API)."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        pem = base64.b64decode(request, validate=False)
+        csr = x509.load_pem_x509_csr(pem)
+    except (ValueError, TypeError):
+        return None
+    subject = csr.subject
+    out: dict[str, Any] = {
+        "commonName": ",".join(
+            str(a.value) for a in subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        ),
+        "organizations": [
+            str(a.value) for a in subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+        ],
+    }
+    try:
+        names = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        out["dnsNames"] = names.get_values_for_type(x509.DNSName)
+        out["ipAddresses"] = [str(ip) for ip in names.get_values_for_type(x509.IPAddress)]
+    except (x509.ExtensionNotFound, ValueError):
+        out["dnsNames"] = []
+        out["ipAddresses"] = []
+    return out
+
+
+def _derived_csr(raw: dict[str, Any]) -> dict[str, Any] | None:
+    spec = _sub(raw, "requestObject", "spec")
+    request = spec.get("request") if isinstance(spec, dict) else None
+    if (
+        not isinstance(request, str)
+        or _sub(raw, "objectRef", "resource") != "certificatesigningrequests"
+    ):
+        return None
+    return _csr_subject(request)
+
+
 # Fields computed from the event rather than read from it. Rules use them like any other field
 # (a path may continue below a derived field: `k3watch.pod.spec.hostPID`); docs/rules.md lists
 # them.
@@ -159,6 +201,7 @@ DERIVED_FIELDS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "k3watch.exec.argv": _derived_exec_argv,
     "k3watch.exec.container": _derived_exec_container,
     "k3watch.object.name": _derived_object_name,
+    "k3watch.csr": _derived_csr,
     "k3watch.pod.spec": _derived_pod_spec,
     "k3watch.pod.containers": _derived_pod_containers,
 }

@@ -156,7 +156,9 @@ def test_a_correlation_alert_summarises_the_hit(load: Load, run: Run, event: Bui
     events = [event("get", "secrets", t=t, audit_id=f"req-{t}") for t in range(2)]
     (alert,) = run(ruleset, events)
     assert alert.rule_type == "event_count"
-    assert alert.summary.startswith("2 events within 1m (≥ 2) for user.username=alice; first: alice")
+    assert alert.summary.startswith(
+        "2 events within 1m (≥ 2) for user.username=alice; first: alice"
+    )
     assert alert.event_ids == ["req-0", "req-1"]
 
 

@@ -32,6 +32,7 @@ def rule_as_dict(rule: Rule) -> dict[str, Any]:
         "location": str(info.location),
         "alerts": rule.generate,
         "tests": len(rule.tests),
+        "audit": {"level": info.audit_level, "resources": list(info.audit_resources)},
     }
     if isinstance(rule, EventRule):
         out["logsource"] = info.logsource
@@ -88,14 +89,14 @@ def rule_table(ruleset: RuleSet) -> Table:
 def rules_markdown(ruleset: RuleSet) -> str:
     """The rule list of docs/rules.md: one row per rule, most severe first."""
     lines = [
-        "| Severity | Rule | Type | ATT&CK | What to do |",
-        "|---|---|---|---|---|",
+        "| Severity | Rule | Type | ATT&CK | Audit level | What to do |",
+        "|---|---|---|---|---|---|",
     ]
     for rule in sorted(ruleset.all(), key=lambda r: (-r.info.severity, r.info.title)):
         info = rule.info
         kind = info.kind if rule.generate else f"{info.kind} (correlation input)"
         todo = " ".join(info.response.split()) or "—"
         cells = [info.severity.label, f"{info.title} `{info.id[:8]}`", kind,
-                 ", ".join(info.attack_ids) or "—", todo]  # fmt: skip
+                 ", ".join(info.attack_ids) or "—", info.audit_level, todo]  # fmt: skip
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

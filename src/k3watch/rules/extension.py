@@ -9,6 +9,7 @@ k3watch:
     fields: [user.username, userAgent]
     learning: 7d                   # baseline-only period from when the rule first runs
     forget: 90d                    # optional: values unseen this long are new again
+  audit_level: Request             # override the audit level inferred from the fields read
   tests:                           # embedded tests, run by `k3watch rules test`
     match: [ {event}, [ {event}, {event} ] ]     # an event, or a sequence of events
     nomatch: [ {event} ]
@@ -27,7 +28,8 @@ import yaml
 from k3watch.errors import Location, RuleError
 from k3watch.rules.model import FirstSeenSpec, RuleTest
 
-_KEYS = {"group_by", "response", "summary", "first_seen", "tests"}
+_KEYS = {"group_by", "response", "summary", "first_seen", "tests", "audit_level"}
+_LEVELS = ("Metadata", "Request", "RequestResponse")
 _FIRST_SEEN_KEYS = {"fields", "learning", "forget"}
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -50,6 +52,7 @@ class Extension:
     summary: str | None = None
     first_seen: FirstSeenSpec | None = None
     tests: tuple[RuleTest, ...] = ()
+    audit_level: str | None = None
 
 
 def parse_extension(value: Any, node: yaml.Node | None, location: Location) -> Extension:
@@ -81,7 +84,14 @@ def parse_extension(value: Any, node: yaml.Node | None, location: Location) -> E
     summary = value.get("summary")
     if summary is not None and not isinstance(summary, str):
         raise RuleError("'k3watch.summary' must be text", _at(location, _child(block, "summary")))
+    audit_level = value.get("audit_level")
+    if audit_level is not None and audit_level not in _LEVELS:
+        raise RuleError(
+            f"'k3watch.audit_level' must be one of {', '.join(_LEVELS)}",
+            _at(location, _child(block, "audit_level")),
+        )
     return Extension(
+        audit_level=audit_level,
         group_by=tuple(group_by) if group_by is not None else None,
         response=response.strip(),
         summary=summary,

@@ -267,6 +267,33 @@ def _walk(node: Node) -> Iterable[Node]:
             yield from _walk(child)
 
 
+# Field prefixes whose values exist only at some audit levels.
+_RESPONSE_FIELDS = ("responseObject",)
+_REQUEST_FIELDS = ("requestObject", "k3watch.pod.", "k3watch.csr")
+
+
+def audit_needs(node: Node, required: dict[str, Requirement]) -> tuple[str, tuple[str, ...]]:
+    """The audit level a detection needs, from the fields it reads, and the resources it
+    looks at (from its index requirements; empty: any resource).
+
+    Reading ``responseObject`` needs RequestResponse; reading the request body (directly, or
+    through ``k3watch.pod.*`` / ``k3watch.csr``) needs Request; everything else is in every
+    event from Metadata up.
+    """
+    names = list(fields_used(node))
+    if any(n.startswith(_RESPONSE_FIELDS) for n in names):
+        level = "RequestResponse"
+    elif any(n.startswith(_REQUEST_FIELDS) for n in names):
+        level = "Request"
+    else:
+        level = "Metadata"
+    resources = sorted(r for r in required.get("objectRef.resource", ()) if r is not None)
+    subresources = sorted(s for s in required.get("objectRef.subresource", ()) if s is not None)
+    if subresources and None not in required.get("objectRef.subresource", {None}):
+        resources = [f"{r}/{s}" for r in resources for s in subresources]
+    return level, tuple(resources)
+
+
 # Negated tests (exclusions) are almost always true, so they rarely end an AND early: evaluate
 # them after the selective positive tests, which usually fail at once.
 NOT_PENALTY = 20

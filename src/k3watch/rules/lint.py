@@ -31,7 +31,7 @@ AUDIT_FIELDS = frozenset(
 OPEN_PREFIXES = (
     "requestObject", "responseObject", "annotations", "user.extra", "impersonatedUser.extra",
     "responseStatus.details", "responseStatus.metadata", "metadata",
-    "k3watch.pod.spec", "k3watch.pod.containers",
+    "k3watch.pod.spec", "k3watch.pod.containers", "k3watch.csr",
 )  # fmt: skip
 # Fields that hold one value per event: contradictory requirements on them can never match.
 SCALAR_FIELDS = frozenset(

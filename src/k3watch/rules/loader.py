@@ -29,8 +29,9 @@ from k3watch.errors import Location, RuleError
 from k3watch.rules.compile import build_predicate
 from k3watch.rules.extension import Extension, parse_extension
 from k3watch.rules.fields import Getter, compile_getter
-from k3watch.rules.ir import CompileError, requirements, rule_to_ir, split_key
+from k3watch.rules.ir import CompileError, audit_needs, requirements, rule_to_ir, split_key
 from k3watch.rules.model import (
+    AUDIT_LEVELS,
     CORRELATION_TYPES,
     CorrelationRule,
     EventRule,
@@ -355,7 +356,12 @@ def _apply_pipeline(pipeline: ProcessingPipeline, sigma: SigmaRule | SigmaCorrel
     fresh.apply(sigma)
 
 
-def _info(doc: _Doc, sigma: SigmaRule | SigmaCorrelationRule, kind: str) -> RuleInfo:
+def _info(
+    doc: _Doc,
+    sigma: SigmaRule | SigmaCorrelationRule,
+    kind: str,
+    audit: tuple[str, tuple[str, ...]] = ("Metadata", ()),
+) -> RuleInfo:
     extension = doc.extension or Extension()
     level = sigma.level.name.lower() if sigma.level is not None else "medium"
     logsource = ""
@@ -378,6 +384,8 @@ def _info(doc: _Doc, sigma: SigmaRule | SigmaCorrelationRule, kind: str) -> Rule
         name=sigma.name,
         logsource=logsource,
         builtin=doc.builtin,
+        audit_level=extension.audit_level or audit[0],
+        audit_resources=audit[1],
     )
 
 
@@ -388,11 +396,12 @@ def _compile_event_rule(doc: _Doc, sigma: SigmaRule) -> EventRule:
     group_by = extension.group_by if extension.group_by is not None else DEFAULT_GROUP_BY
     first_seen = extension.first_seen
     kind = "first_seen" if first_seen is not None else "event"
+    requires = requirements(ir)
     return EventRule(
-        info=_info(doc, sigma, kind),
+        info=_info(doc, sigma, kind, audit_needs(ir, requires)),
         predicate=build_predicate(rest),
         key_predicate=build_predicate(key_part),
-        requires=requirements(ir),
+        requires=requires,
         ir=ir,
         group_by=group_by,
         group_getters=tuple(compile_getter(f) for f in group_by),
@@ -449,7 +458,7 @@ def _compile_correlation(
     if kind == "value_count" and not value_field:
         raise RuleError("value_count needs 'field' in its condition", _locate(doc, "'condition'"))
     return CorrelationRule(
-        info=_info(doc, sigma, kind),
+        info=_info(doc, sigma, kind, _inputs_audit(inputs)),
         type=kind,
         timespan=float(sigma.timespan.seconds),
         group_by=group_by,
@@ -464,6 +473,17 @@ def _compile_correlation(
         generate_inputs=bool(sigma.generate),
         sigma=sigma,
     )
+
+
+def _inputs_audit(inputs: list[EventRule | CorrelationRule]) -> tuple[str, tuple[str, ...]]:
+    """A correlation needs what its inputs need."""
+    level = max((i.info.audit_level for i in inputs), key=AUDIT_LEVELS.index, default="Metadata")
+    resources: set[str] = set()
+    for source in inputs:
+        if not source.info.audit_resources:
+            return level, ()
+        resources.update(source.info.audit_resources)
+    return level, tuple(sorted(resources))
 
 
 def _aliased(sigma: SigmaCorrelationRule, name: str, ref: SigmaRule | SigmaCorrelationRule) -> str:

@@ -11,6 +11,8 @@ from k3watch.rules.compile import Predicate
 from k3watch.rules.fields import Getter
 from k3watch.rules.ir import Node, Requirement
 
+AUDIT_LEVELS = ("Metadata", "Request", "RequestResponse")
+
 # Correlation types the engine evaluates (Sigma correlation vocabulary).
 CORRELATION_TYPES = ("event_count", "value_count", "temporal", "temporal_ordered")
 # Conditions that can be decided as soon as an event arrives; the others need the window to end.
@@ -36,6 +38,10 @@ class RuleInfo:
     name: str | None = None
     logsource: str = ""
     builtin: bool = False
+    # The audit policy level the rule needs (Metadata, Request, RequestResponse) and, when it
+    # only looks at some resources, which ("pods", "pods/exec"); empty means any resource.
+    audit_level: str = "Metadata"
+    audit_resources: tuple[str, ...] = ()
 
     @property
     def attack_ids(self) -> list[str]:
