@@ -57,7 +57,7 @@ class _Doc:
     """One YAML document of a rule file, with what pySigma made of it."""
 
     data: dict[str, Any]
-    node: yaml.Node
+    node: yaml.Node | None  # None for documents that come from the configuration
     location: Location
     builtin: bool
     sigma: SigmaRule | SigmaCorrelationRule | SigmaFilter | None = None
@@ -70,10 +70,15 @@ def load_rules(
     builtin: bool = True,
     pipelines: Sequence[Path | str] = (),
     placeholders: dict[str, list[str]] | None = None,
+    documents: Sequence[tuple[dict[str, Any], str]] = (),
 ) -> RuleSet:
-    """Load the built-in library (unless ``builtin=False``) and every rule under ``paths``."""
+    """Load the built-in library (unless ``builtin=False``) and every rule under ``paths``.
+
+    ``documents`` are more Sigma documents given as data, each with a label saying where it
+    comes from (the configuration's allowlist entries become filters this way).
+    """
     ruleset = RuleSet()
-    docs: list[_Doc] = []
+    docs: list[_Doc] = [_Doc(data, None, Location(label), False) for data, label in documents]
     sources: list[tuple[Path, bool]] = []
     if builtin:
         sources.extend((p, True) for p in _rule_files(builtin_library(), ruleset))
@@ -186,8 +191,10 @@ def _locate(doc: _Doc, message: str) -> Location:
     return doc.location
 
 
-def _key_lines(node: yaml.Node) -> list[tuple[str, int]]:
+def _key_lines(node: yaml.Node | None) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
+    if node is None:
+        return out
     stack = [node]
     while stack:
         current = stack.pop()
@@ -246,9 +253,18 @@ def _assemble(docs: list[_Doc], pipeline: ProcessingPipeline, ruleset: RuleSet) 
     _check_duplicate_ids(rules, ruleset)
     rules = [d for d in rules if d.sigma is not None]
 
+    # Filters may name rules by title too (pySigma resolves ids and names).
+    titles = {
+        d.sigma.title: str(d.sigma.id)
+        for d in rules
+        if isinstance(d.sigma, SigmaRule) and d.sigma.id is not None
+    }
     for filter_doc in filters:
         sigma_filter = filter_doc.sigma
         assert isinstance(sigma_filter, SigmaFilter)
+        if isinstance(sigma_filter.filter.rules, list):
+            for reference in sigma_filter.filter.rules:
+                reference.reference = titles.get(reference.reference, reference.reference)
         applied = 0
         for doc in rules:
             if not isinstance(doc.sigma, SigmaRule):
