@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 DEMO   := build/demo
+EXPORT_BACKENDS := 'pysigma-backend-elasticsearch>=2.1,<3' 'pysigma-backend-loki>=0.15,<0.16'
 
 .PHONY: demo test lint typecheck unit venv clean
 
@@ -18,6 +19,9 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# The Sigma backends used by `k3watch rules export` still declare pySigma < 2 although
+	@# they work with it; install them without their dependency pins (see docs/export.md).
+	$(BIN)/python -m pip install --quiet --no-deps $(EXPORT_BACKENDS)
 	@touch $@ $(VENV)/.installed
 
 venv: $(VENV)/.installed

@@ -286,14 +286,22 @@ def rules_group() -> None:
     """List, lint and test Sigma rules."""
 
 
-def rules_command(name: str, formats: tuple[str, ...]) -> Callable[[RulesAction], Any]:
-    """A ``rules`` subcommand: the shared rule options and ``--format``, then the rule set."""
+def rules_command(
+    name: str,
+    formats: tuple[str, ...],
+    options: tuple[Callable[[click.Command], click.Command], ...] = (),
+) -> Callable[[RulesAction], Any]:
+    """A ``rules`` subcommand: the shared rule options, ``--format`` (the first format is the
+    default) and the command's own ``options``, then the rule set.
+
+    The action receives the rule set, the format and each of its own options by name.
+    """
 
     def decorate(action: RulesAction) -> Any:
         @rules_group.command(name=name, help=action.__doc__)
         @rule_options
         @click.option(
-            "--format", "fmt", type=click.Choice(formats), default="table", show_default=True
+            "--format", "fmt", type=click.Choice(formats), default=formats[0], show_default=True
         )
         def command(
             rule_paths: tuple[Path, ...],
@@ -301,15 +309,18 @@ def rules_command(name: str, formats: tuple[str, ...]) -> Callable[[RulesAction]
             pipelines: tuple[Path, ...],
             placeholders: tuple[str, ...],
             fmt: str,
+            **own: Any,
         ) -> None:
-            action(_load(rule_paths, no_builtin, pipelines, placeholders), fmt)
+            action(_load(rule_paths, no_builtin, pipelines, placeholders), fmt, **own)
 
+        for option in options:  # on a Command, each option is appended to its parameters
+            command = option(command)
         return command
 
     return decorate
 
 
-RulesAction = Callable[[RuleSet, str], None]
+RulesAction = Callable[..., None]  # (ruleset, fmt, **own options)
 
 
 def _write_json(payload: object) -> None:
@@ -370,6 +381,73 @@ def rules_test(ruleset: RuleSet, fmt: str) -> None:
         failed = sum(not r.passed for r in results)
         console.print(f"{len(results)} rules tested, {failed} failed")
     if ruleset.errors or any(not r.passed for r in results):
+        sys.exit(1)
+
+
+def _check_target(_ctx: click.Context, _param: click.Parameter, name: str) -> str:
+    from k3watch.rules.export import ExportError, get_target
+
+    try:
+        get_target(name)
+    except ExportError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    return name
+
+
+@rules_command(
+    "export",
+    ("text", "json"),
+    options=(
+        click.option(
+            "--target",
+            required=True,
+            callback=_check_target,
+            help="Query language: lucene, esql, eql (Elasticsearch) or loki (LogQL).",
+        ),
+        click.option(
+            "--source",
+            default=None,
+            help="Where the queries search: an index pattern for esql/eql (default "
+            'logs-kubernetes.audit_logs-*), a stream selector for loki (default {job=~".+"}).',
+        ),
+        click.option(
+            "--output",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Write the queries to this file instead of standard output.",
+        ),
+    ),
+)
+def rules_export(
+    ruleset: RuleSet, fmt: str, target: str, source: str | None, output: Path | None
+) -> None:
+    """Convert the rules into queries for another SIEM through pySigma backends.
+
+    Rules the target cannot express (k3watch's derived fields, first-seen, some correlations)
+    are listed on stderr with the reason. Exit status: 0 when at least one rule converted, 1 when
+    none did, 2 for a usage error (unknown or uninstalled target, no rules loaded).
+    """
+    from k3watch.rules.export import export_rules, format_text, summary
+
+    err = _stderr()
+    _report_rule_problems(ruleset, err)
+    if not len(ruleset):
+        err.print("no rules loaded: nothing to export", highlight=False)
+        sys.exit(2)
+    results = export_rules(ruleset, target, source)
+    if fmt == "json":
+        data = orjson.dumps([r.to_dict() for r in results], option=orjson.OPT_INDENT_2) + b"\n"
+    else:
+        data = format_text(results).encode()
+    if output is None:
+        sys.stdout.buffer.write(data)
+    else:
+        output.write_bytes(data)
+    for result in results:
+        if result.skipped_reason is not None:
+            err.print(f"skipped: {result.title}: {result.skipped_reason}", markup=False)
+    err.print(summary(results), highlight=False)
+    if not any(r.skipped_reason is None for r in results):
         sys.exit(1)
 
 

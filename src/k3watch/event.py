@@ -101,7 +101,7 @@ def _derived_exec_container(raw: dict[str, Any]) -> str | None:
 
 # Where the pod spec sits in a request body, by resource: a Pod, a workload's pod template, a
 # CronJob's job template. `k3watch.pod.spec` finds it, so one rule covers every way to run a pod.
-_WORKLOADS = frozenset(
+WORKLOAD_RESOURCES = frozenset(
     {"deployments", "daemonsets", "statefulsets", "replicasets", "jobs", "replicationcontrollers"}
 )
 
@@ -120,7 +120,7 @@ def _derived_pod_spec(raw: dict[str, Any]) -> dict[str, Any] | None:
         spec = _sub(spec, "jobTemplate", "spec")
         if not isinstance(spec, dict):
             return None
-    elif resource not in _WORKLOADS:
+    elif resource not in WORKLOAD_RESOURCES:
         return None
     template = _sub(spec, "template", "spec")
     return template if isinstance(template, dict) else None

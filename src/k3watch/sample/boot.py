@@ -81,7 +81,10 @@ def boot(w: World) -> Process:
     # Controllers react: default service accounts, root CA config maps, first pods.
     for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
         create(
-            w, t, c.controller("service-account-controller"), simple("ServiceAccount", "default", ns)
+            w,
+            t,
+            c.controller("service-account-controller"),
+            simple("ServiceAccount", "default", ns),
         )
         ca = simple("ConfigMap", "kube-root-ca.crt", ns)
         create(w, t + rng.randint(1_000, 9_000), c.controller("root-ca-cert-publisher"), ca)
