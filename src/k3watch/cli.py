@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 import orjson
+from click.core import ParameterSource
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -23,7 +24,8 @@ from k3watch.alert import Severity
 from k3watch.alerting.sinks import Sink
 from k3watch.alerting.sinks.console import TableSink
 from k3watch.alerting.sinks.jsonl import JsonLinesSink
-from k3watch.errors import InputError
+from k3watch.config import Config, load_config, parse_size
+from k3watch.errors import InputError, UsageError
 from k3watch.rules.extension import parse_duration
 from k3watch.rules.loader import load_rules
 from k3watch.rules.model import RuleSet
@@ -40,16 +42,16 @@ def _stderr() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _size(text: str) -> int:
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    value = text.strip().lower().removesuffix("ib").removesuffix("b")
-    if value and value[-1] in units:
-        return int(float(value[:-1]) * units[value[-1]])
-    return int(value)
-
-
 def rule_options(func: F) -> F:
     """Options every command that loads rules shares."""
+    func = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="K3WATCH_CONFIG",
+        default=None,
+        help="Configuration file (YAML); also read from $K3WATCH_CONFIG. Options given here win.",
+    )(func)
     func = click.option(
         "--placeholder",
         "placeholders",
@@ -76,19 +78,45 @@ def rule_options(func: F) -> F:
     )(func)
 
 
+def _config(path: Path | None) -> Config:
+    """The configuration file's settings (defaults without one); a bad file ends the command."""
+    if path is None:
+        return Config()
+    try:
+        return load_config(path)
+    except UsageError as exc:
+        _stderr().print(f"error: {exc}", highlight=False)
+        sys.exit(2)
+
+
 def _load(
     rule_paths: tuple[Path, ...],
     no_builtin: bool,
     pipelines: tuple[Path, ...],
     placeholders: tuple[str, ...],
+    config: Config,
 ) -> RuleSet:
-    values: dict[str, list[str]] = {}
+    """The rules the configuration and the options select (options add to the file's)."""
+    settings = config.rules
+    values: dict[str, list[str]] = {k: list(v) for k, v in settings.placeholders.items()}
     for item in placeholders:
         name, sep, rest = item.partition("=")
         if not sep or not name:
             raise click.UsageError(f"--placeholder {item!r}: expected NAME=VALUE[,VALUE...]")
         values.setdefault(name.strip(), []).extend(v for v in rest.split(",") if v)
-    return load_rules(rule_paths, builtin=not no_builtin, pipelines=pipelines, placeholders=values)
+    return load_rules(
+        [*settings.paths, *rule_paths],
+        builtin=settings.builtin and not no_builtin,
+        pipelines=[*settings.pipelines, *pipelines],
+        placeholders=values,
+        documents=config.filter_documents(),
+    )
+
+
+def _given(name: str) -> bool:
+    """Whether the option ``name`` was set on the command line (not left at its default)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source is not ParameterSource.DEFAULT
 
 
 def _report_rule_problems(ruleset: RuleSet, console: Console) -> None:
@@ -158,6 +186,7 @@ def main() -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No summary on stderr.")
 def scan_command(
     paths: tuple[str, ...],
+    config_path: Path | None,
     rule_paths: tuple[Path, ...],
     no_builtin: bool,
     pipelines: tuple[Path, ...],
@@ -177,12 +206,19 @@ def scan_command(
     gzip-compressed; a directory is read oldest rotation first.
     """
     err = _stderr()
+    config = _config(config_path)
+    defaults = config.scan
+    suppress = suppress if _given("suppress") else defaults.suppress
+    min_severity = min_severity if _given("min_severity") else defaults.min_severity
+    max_event_size = max_event_size if _given("max_event_size") else defaults.max_event_size
+    if baseline is None and defaults.baseline is not None:
+        baseline = Path(defaults.baseline)
     try:
         window = parse_duration(suppress, "--suppress")
-        max_event_bytes = _size(max_event_size)
+        max_event_bytes = parse_size(max_event_size, "--max-event-size")
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    ruleset = _load(rule_paths, no_builtin, pipelines, placeholders)
+    ruleset = _load(rule_paths, no_builtin, pipelines, placeholders, config)
     _report_rule_problems(ruleset, err)
     if not len(ruleset):
         err.print("no rules loaded: nothing to scan with", highlight=False)
@@ -304,6 +340,7 @@ def rules_command(
             "--format", "fmt", type=click.Choice(formats), default=formats[0], show_default=True
         )
         def command(
+            config_path: Path | None,
             rule_paths: tuple[Path, ...],
             no_builtin: bool,
             pipelines: tuple[Path, ...],
@@ -311,7 +348,8 @@ def rules_command(
             fmt: str,
             **own: Any,
         ) -> None:
-            action(_load(rule_paths, no_builtin, pipelines, placeholders), fmt, **own)
+            config = _config(config_path)
+            action(_load(rule_paths, no_builtin, pipelines, placeholders, config), fmt, **own)
 
         for option in options:  # on a Command, each option is appended to its parameters
             command = option(command)

@@ -125,3 +125,42 @@ def test_the_module_runs_as_a_program(tmp_path: Path) -> None:
     )
     assert done.returncode == 0
     assert b"Credentials read through kubectl exec" in done.stdout
+
+
+def test_a_configuration_file_sets_rules_allowlists_and_scan_defaults(
+    tmp_path: Path, invoke: Invoke
+) -> None:
+    config = tmp_path / "k3watch.yaml"
+    config.write_text(
+        "rules:\n"
+        "  allowlist:\n"
+        "    - title: Token reads in the lab namespace are tests\n"
+        "      rules: [Credentials read through kubectl exec]\n"
+        "      match: {objectRef.namespace: lab}\n"
+        "scan:\n"
+        "  min_severity: high\n"
+    )
+    lab = dict(
+        EXEC_TOKEN, auditID="exec-lab", objectRef={**EXEC_TOKEN["objectRef"], "namespace": "lab"}
+    )
+    log = write_log(tmp_path / "audit.log", [EXEC_TOKEN, lab])
+    result = invoke("scan", str(log), "--config", str(config), "--format", "json")
+    alerts = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [(a["title"], a["event_ids"]) for a in alerts] == [
+        ("Credentials read through kubectl exec", ["exec-1"])
+    ]
+    # An option given on the command line wins over the file.
+    lowered = invoke(
+        "scan", str(log), "--config", str(config), "--format", "json", "--min-severity", "low"
+    )
+    assert len(lowered.stdout.splitlines()) > len(alerts)
+
+
+def test_a_broken_configuration_file_stops_with_its_location(
+    tmp_path: Path, invoke: Invoke
+) -> None:
+    config = tmp_path / "k3watch.yaml"
+    config.write_text("scan:\n  supress: 5m\n")
+    result = invoke("scan", "x.log", "--config", str(config))
+    assert result.exit_code == 2
+    assert f"{config}:2: unknown key 'supress'" in result.stderr
