@@ -32,7 +32,7 @@ def test_list_as_json_shows_every_builtin_rule_with_its_metadata(invoke: Invoke)
     assert len(rules) >= 30
     by_title = {r["title"]: r for r in rules}
     exec_rule = by_title["Command run in a pod container (kubectl exec / attach)"]
-    assert exec_rule["severity"] == "medium"
+    assert exec_rule["severity"] == "low"
     assert exec_rule["attack"] == ["T1609"]
     assert exec_rule["index"]["objectRef.subresource"] == ["attach", "exec"]
     assert exec_rule["response"]

@@ -16,7 +16,7 @@ def test_scan_prints_a_table_with_the_alert_and_a_summary(tmp_path: Path, invoke
     assert result.exit_code == 0
     assert "Credentials read through kubectl exec" in result.stdout
     assert "read 2 events from 1 of 1 inputs" in result.stderr
-    assert "alerts: 1 high, 1 medium, 1 low" in result.stderr
+    assert "alerts: 1 high, 2 low" in result.stderr
 
 
 def test_json_lines_follow_the_alert_contract(tmp_path: Path, invoke: Invoke) -> None:
