@@ -9,32 +9,31 @@ from collections import Counter
 
 
 class Counters:
-    """A named set of monotonic counters, keyed by ``name`` or ``name{reason}``."""
+    """A named set of monotonic counters, each optionally split by a reason label."""
 
     __slots__ = ("_values", "component")
 
     def __init__(self, component: str) -> None:
         self.component = component
-        self._values: Counter[str] = Counter()
+        # (name, reason or "") → count; tuples are cheaper than formatted names on hot paths.
+        self._values: Counter[tuple[str, str]] = Counter()
 
     def inc(self, name: str, amount: int = 1, reason: str | None = None) -> None:
-        key = f"{name}{{{reason}}}" if reason else name
-        self._values[key] += amount
+        self._values[name, reason or ""] += amount
 
     def get(self, name: str, reason: str | None = None) -> int:
-        key = f"{name}{{{reason}}}" if reason else name
-        return self._values.get(key, 0)
+        return self._values.get((name, reason or ""), 0)
 
     def total(self, name: str) -> int:
         """The counter summed over all reasons."""
-        prefix = name + "{"
-        return sum(v for k, v in self._values.items() if k == name or k.startswith(prefix))
+        return sum(v for (n, _), v in self._values.items() if n == name)
 
     def by_reason(self, name: str) -> dict[str, int]:
-        prefix = name + "{"
-        return {
-            k[len(prefix) : -1]: v for k, v in sorted(self._values.items()) if k.startswith(prefix)
-        }
+        return {r: v for (n, r), v in sorted(self._values.items()) if n == name and r}
 
     def snapshot(self) -> dict[str, int]:
-        return {f"{self.component}_{k}": v for k, v in sorted(self._values.items())}
+        """Every counter as ``component_name`` or ``component_name{reason}``."""
+        return {
+            f"{self.component}_{name}" + (f"{{{reason}}}" if reason else ""): value
+            for (name, reason), value in sorted(self._values.items())
+        }

@@ -29,11 +29,12 @@ _OPERATORS = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">=", "neq": "!="}
 def build_predicate(node: Node | None) -> Predicate:
     """One Python function for ``node``; ``None`` (all guaranteed by the index) is always true."""
     if node is None:
-        return _always
+        return always
     return _Generator().function(node)
 
 
-def _always(_event: dict[str, Any]) -> bool:
+def always(_event: dict[str, Any]) -> bool:
+    """The predicate of a detection that nothing is left to check for."""
     return True
 
 
@@ -71,7 +72,11 @@ class _Generator:
     def function(self, node: Node) -> Predicate:
         children = sorted(node.children, key=cost) if isinstance(node, And) else [node]
         for child in children:
-            for name in self._cheap_fields(child):
+            # A field tested directly at the top is read once into a local (later tests reuse
+            # it); inside OR / NOT groups fields are read inline, only if evaluation gets there.
+            direct = child.child if isinstance(child, Not) else child
+            name = direct.field if isinstance(direct, Leaf | Exists) else None
+            if name is not None and self._parts(name) and name not in self.fields:
                 self._read(name)
             self.lines.append(f"    if not ({self.expr(child)}):")
             self.lines.append("        return False")
@@ -103,22 +108,6 @@ class _Generator:
         parts = name.split(".")
         return parts if len(parts) <= 2 else None
 
-    def _cheap_fields(self, node: Node) -> list[str]:
-        out: list[str] = []
-        stack = [node]
-        while stack:
-            current = stack.pop()
-            if isinstance(current, Leaf | Exists):
-                name = current.field
-                if name is not None and self._parts(name) and name not in self.fields:
-                    out.append(name)
-            else:
-                stack.extend(getattr(current, "children", ()))
-                child = getattr(current, "child", None)
-                if child is not None:
-                    stack.append(child)
-        return list(dict.fromkeys(out))
-
     def _read(self, name: str) -> None:
         parts = self._parts(name)
         assert parts is not None
@@ -143,10 +132,23 @@ class _Generator:
         self.fields[name] = var
 
     def _value(self, name: str) -> str:
+        """An expression for the field's value: its local, an inline read, or a getter call."""
         var = self.fields.get(name)
         if var is not None:
             return var
-        return f"{self._const(compile_getter(name), 'g')}(event)"
+        parts = self._parts(name)
+        getter = f"{self._const(compile_getter(name), 'g')}(event)"
+        if parts is None:
+            return getter
+        if len(parts) == 1:
+            return f"event.get({self._const(name)}, MISSING)"
+        outer, inner = parts
+        container = self._name("c")
+        return (
+            f"({container}.get({self._const(inner)}, MISSING) "
+            f"if ({container} := event.get({self._const(outer)})).__class__ is dict "
+            f"and {self._const(name)} not in event else {getter})"
+        )
 
     # --- expressions ---
 
@@ -169,25 +171,32 @@ class _Generator:
     def _leaf(self, leaf: Any) -> str:
         test = self._const(list_aware(build_test(leaf.specs)), "t")
         value = self._value(leaf.field)
-        if value not in self.fields.values():  # a deep or derived field: no inline fast path
+        if self._parts(leaf.field) is None:  # a deep or derived field: no inline fast path
             return f"{test}({value})"
+        if value in self.fields.values():
+            first = subject = value
+        else:  # read inline: bind it in the condition, which Python evaluates first
+            subject = self._name("w")
+            first = f"({subject} := {value})"
         specs = leaf.specs
         if all(isinstance(s, StrSpec) and s.kind == "eq" and not s.cased for s in specs):
             texts = {s.text for s in specs}
             if len(texts) == 1:
-                wanted = self._const(next(iter(texts)))
-                fast = f"{value}.lower() == {wanted}"
+                fast = f"{subject}.lower() == {self._const(next(iter(texts)))}"
             else:
-                fast = f"{value}.lower() in {self._const(frozenset(texts))}"
-            return f"(({fast}) if {value}.__class__ is _str else {test}({value}))"
+                fast = f"{subject}.lower() in {self._const(frozenset(texts))}"
+            return f"(({fast}) if {first}.__class__ is _str else {test}({subject}))"
         if all(isinstance(s, NumSpec) for s in specs):
             numbers = self._const(frozenset(s.number for s in specs))
-            return f"(({value} in {numbers}) if {value}.__class__ is _int else {test}({value}))"
+            return f"(({subject} in {numbers}) if {first}.__class__ is _int else {test}({subject}))"
         if len(specs) == 1 and isinstance(specs[0], CmpSpec):
             spec = specs[0]
             bound = self._const(spec.number)
             symbol = _OPERATORS[spec.op]
-            return f"(({value} {symbol} {bound}) if {value}.__class__ is _int else {test}({value}))"
+            return (
+                f"(({subject} {symbol} {bound}) if {first}.__class__ is _int "
+                f"else {test}({subject}))"
+            )
         return f"{test}({value})"
 
 

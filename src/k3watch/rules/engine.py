@@ -12,24 +12,23 @@ Raw alerts (one per match or correlation hit) go to the alert pipeline, which de
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from k3watch.alert import Alert
 from k3watch.event import Event
-from k3watch.rules.compile import Predicate, build_predicate
+from k3watch.rules.compile import Predicate
 from k3watch.rules.correlation import CorrelationState, Hit, hashable
 from k3watch.rules.fields import MISSING, compile_getter
 from k3watch.rules.firstseen import BaselineStore, FirstSeenTracker
+from k3watch.rules.index import NO_KEY, index_key, probe_event, residual_predicate
 from k3watch.rules.ir import INDEX_FIELDS
 from k3watch.rules.model import EventRule, RuleSet
 from k3watch.telemetry import Counters
 
 _NO_ALERTS: tuple[Alert, ...] = ()
 MAX_INDEX_KEYS = 65_536  # distinct (resource, subresource, verb, code, user) combinations kept
-_NO_KEY = object()  # the index cannot key this event: every rule runs its full detection
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +62,8 @@ class Engine:
         self.clock: float | None = None
         self._rules = list(ruleset.event_rules)
         self._cache: dict[object, tuple[tuple[EventRule, Predicate], ...]] = {}
-        self._full: dict[int, Predicate] = {}  # whole detections, for events the index can't key
-        self._seen_requests: OrderedDict[tuple[str, int], None] = OrderedDict()
+        # (auditID, rule) pairs already matched, oldest first (dicts keep insertion order).
+        self._seen_requests: dict[tuple[str, int], None] = {}
         self._last_sweep = float("-inf")
         self._events = 0
         self._states = {
@@ -95,13 +94,13 @@ class Engine:
         self._events += 1
         if not self._events & 1023 or self.clock is None:  # the first event starts the clock
             self._tick(event.time)
-        key = _index_key(raw)
+        key = index_key(raw)
         try:
             candidates = self._cache[key]
         except KeyError:
             candidates = self._candidates(key)
         except TypeError:  # an unhashable (malformed) value: no index, full detections
-            candidates = self._candidates(_NO_KEY)
+            candidates = self._candidates(NO_KEY)
         if not candidates and not self._pending:
             return _NO_ALERTS
         for rule, predicate in candidates:
@@ -133,11 +132,11 @@ class Engine:
 
     def candidates_for(self, event: Event) -> tuple[EventRule, ...]:
         """The rules the index selects for ``event`` (for tests and diagnostics)."""
-        key = _index_key(event.raw)
+        key = index_key(event.raw)
         try:
             hash(key)
         except TypeError:
-            key = _NO_KEY
+            key = NO_KEY
         return tuple(rule for rule, _ in self._candidates(key))
 
     # --- internals ---
@@ -145,27 +144,24 @@ class Engine:
     def _candidates(self, key: object) -> tuple[tuple[EventRule, Predicate], ...]:
         """The rules to try for an index key, each with the predicate to run on the event.
 
-        Each rule's tests on the key fields are decided here, once for the key, on a probe
-        event holding just those values; the event then only runs the rest. Events the key
-        cannot stand for (``_NO_KEY``) run every rule's full detection.
+        What the key fields decide is decided here, once for the key (see rules.index); the
+        event then runs only the rest. Events the key cannot stand for (``NO_KEY``) run every
+        rule's full detection.
         """
         if not isinstance(key, tuple):
-            result = tuple((rule, self._full_predicate(rule)) for rule in self._rules)
+            result = tuple((rule, rule.predicate) for rule in self._rules)
         else:
-            probe = _probe_event(key)
-            result = tuple(
-                (rule, rule.predicate) for rule in self._rules if rule.key_predicate(probe)
-            )
+            probe = probe_event(key)
+            chosen = []
+            for rule in self._rules:
+                predicate = residual_predicate(rule, probe)
+                if predicate is not None:
+                    chosen.append((rule, predicate))
+            result = tuple(chosen)
         if len(self._cache) >= MAX_INDEX_KEYS:  # bounded even if a client invents values
             self._cache.clear()
         self._cache[key] = result
         return result
-
-    def _full_predicate(self, rule: EventRule) -> Predicate:
-        predicate = self._full.get(id(rule))
-        if predicate is None:
-            predicate = self._full[id(rule)] = build_predicate(rule.ir)
-        return predicate
 
     def _matched(self, rule: EventRule, event: Event) -> None:
         audit_id = event.raw.get("auditID")
@@ -177,7 +173,7 @@ class Engine:
                 return
             seen[mark] = None
             if len(seen) > self.options.dedup_requests:
-                seen.popitem(last=False)
+                del seen[next(iter(seen))]
         time = event.time
         if time is not None:
             self._tick(time)
@@ -285,65 +281,6 @@ class Engine:
             rule_type=rule.type,
             sample=hit.sample,
         )
-
-
-def _index_key(raw: dict[str, Any]) -> object:
-    """The event's values of ``INDEX_FIELDS``, exactly as the rules' field getters read them.
-
-    ``_NO_KEY`` when a probe event could not reproduce those reads: a list on the path (any
-    element may match) or a literal dotted key (which wins over nesting). Unhashable values
-    (lists, objects) make the caller fall back to ``_NO_KEY`` too.
-    """
-    ref = raw.get("objectRef", MISSING)
-    if ref.__class__ is dict:
-        resource = ref.get("resource", MISSING)
-        subresource = ref.get("subresource", MISSING)
-    elif ref.__class__ is list:
-        return _NO_KEY
-    else:
-        resource = subresource = MISSING
-    status = raw.get("responseStatus", MISSING)
-    if status.__class__ is dict:
-        code = status.get("code", MISSING)
-    elif status.__class__ is list:
-        return _NO_KEY
-    else:
-        code = MISSING
-    user = raw.get("user", MISSING)
-    if user.__class__ is dict:
-        username = user.get("username", MISSING)
-    elif user.__class__ is list:
-        return _NO_KEY
-    else:
-        username = MISSING
-    if (
-        "objectRef.resource" in raw
-        or "objectRef.subresource" in raw
-        or "responseStatus.code" in raw
-        or "user.username" in raw
-    ):
-        return _NO_KEY
-    return (resource, subresource, raw.get("verb", MISSING), code, username)
-
-
-def _probe_event(key: tuple[Any, ...]) -> dict[str, Any]:
-    """A minimal event whose index fields read exactly like the key (MISSING left out)."""
-    resource, subresource, verb, code, username = key
-    probe: dict[str, Any] = {}
-    ref = {
-        name: value
-        for name, value in (("resource", resource), ("subresource", subresource))
-        if value is not MISSING
-    }
-    if ref:
-        probe["objectRef"] = ref
-    if verb is not MISSING:
-        probe["verb"] = verb
-    if code is not MISSING:
-        probe["responseStatus"] = {"code": code}
-    if username is not MISSING:
-        probe["user"] = {"username": username}
-    return probe
 
 
 def _text(value: Any) -> str:

@@ -137,6 +137,9 @@ class FirstSeenTracker:
         self.rule_id = rule_id
         self.spec = spec
         self.store = store
+        # Value tuples recorded in the store within the last touch interval, with when: the
+        # common case (a value seen again soon) is answered without serializing the key.
+        self._recent: dict[tuple[Any, ...], float] = {}
 
     def start(self, time: float) -> None:
         """Monitoring starts at ``time`` (no-op when the baseline already has a start)."""
@@ -144,6 +147,9 @@ class FirstSeenTracker:
 
     def check(self, values: tuple[Any, ...], time: float) -> bool:
         """Record ``values`` at ``time``; True when they are new and learning is over."""
+        recorded = self._recent.get(values)
+        if recorded is not None and 0.0 <= time - recorded < _TOUCH_INTERVAL:
+            return False
         key = orjson.dumps(values, option=orjson.OPT_NON_STR_KEYS).decode()
         started = self.store.learning_started(self.rule_id)
         if started is None:
@@ -155,6 +161,9 @@ class FirstSeenTracker:
             self.store.forget(self.rule_id, key)
             previous = None
         self.store.record(self.rule_id, key, time, previous)
+        if len(self._recent) >= self.store.max_keys:
+            self._recent.clear()
+        self._recent[values] = time
         if previous is not None:
             return False
         return time - started >= self.spec.learning

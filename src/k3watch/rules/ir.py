@@ -9,7 +9,7 @@ already guarantees; and it estimates each test's cost, so cheap, selective tests
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,13 +35,16 @@ from k3watch.rules.values import (
 )
 
 # Fields the engine indexes rules by, in the order of the event key tuple: each rule's tests on
-# these alone are decided once per distinct combination of their values, not per event.
+# these alone are decided once per distinct combination of their values, not per event. They
+# are the fields rules test most that take few distinct values in a cluster.
 INDEX_FIELDS = (
     "objectRef.resource",
     "objectRef.subresource",
     "verb",
     "responseStatus.code",
     "user.username",
+    "userAgent",
+    "impersonatedUser.username",
 )
 
 
@@ -232,30 +235,41 @@ def _is_plain_eq(spec: Spec) -> bool:
     return isinstance(spec, StrSpec) and spec.kind == "eq" and not spec.cased
 
 
-def split_key(node: Node, fields: Iterable[str] = INDEX_FIELDS) -> tuple[Node | None, Node | None]:
-    """Split a detection into the part that reads only ``fields`` and the rest.
+Residual = Node | bool
 
-    The detection is ``key_part AND rest`` (``None`` for an empty part). The engine decides the
-    key part once per distinct combination of the index fields' values and runs only the rest
-    on each event.
-    """
+
+def is_key_only(node: Node, fields: Iterable[str] = INDEX_FIELDS) -> bool:
+    """Whether a test reads nothing but ``fields`` (so it can be decided from them alone)."""
     wanted = set(fields)
+    if any(isinstance(n, Leaf) and n.field is None for n in _walk(node)):
+        return False  # a keyword reads the whole event
+    return set(fields_used(node)) <= wanted
 
-    def key_only(child: Node) -> bool:
-        if any(isinstance(n, Leaf) and n.field is None for n in _walk(child)):
-            return False  # a keyword reads the whole event
-        return set(fields_used(child)) <= wanted
 
-    children = node.children if isinstance(node, And) else [node]
-    key = [c for c in children if key_only(c)]
-    rest = [c for c in children if not key_only(c)]
+def partial(node: Node, decide: Callable[[Node], bool | None]) -> Residual:
+    """Evaluate what ``decide`` can decide (True/False), keep the rest as a smaller detection.
 
-    def join(parts: list[Node]) -> Node | None:
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else And(parts)
-
-    return join(key), join(rest)
+    ``decide`` answers for a leaf test (or ``None`` when it cannot). The engine uses this with
+    the values of the index fields: for one combination of them, most detections become
+    ``False`` (the rule cannot match) or shrink to the tests on other fields.
+    """
+    if isinstance(node, Not):
+        inner = partial(node.child, decide)
+        return (not inner) if isinstance(inner, bool) else Not(inner)
+    if isinstance(node, And | Or):
+        short = isinstance(node, Or)  # the value that decides the whole node
+        kept: list[Node] = []
+        for child in node.children:
+            value = partial(child, decide)
+            if value is short:
+                return short
+            if not isinstance(value, bool):
+                kept.append(value)
+        if not kept:
+            return not short
+        return kept[0] if len(kept) == 1 else type(node)(kept)
+    known = decide(node)
+    return node if known is None else known
 
 
 def _walk(node: Node) -> Iterable[Node]:

@@ -29,7 +29,7 @@ from k3watch.errors import Location, RuleError
 from k3watch.rules.compile import build_predicate
 from k3watch.rules.extension import Extension, parse_extension
 from k3watch.rules.fields import Getter, compile_getter
-from k3watch.rules.ir import CompileError, audit_needs, requirements, rule_to_ir, split_key
+from k3watch.rules.ir import CompileError, audit_needs, requirements, rule_to_ir
 from k3watch.rules.model import (
     AUDIT_LEVELS,
     CORRELATION_TYPES,
@@ -408,15 +408,13 @@ def _info(
 def _compile_event_rule(doc: _Doc, sigma: SigmaRule) -> EventRule:
     extension = doc.extension or Extension()
     ir = rule_to_ir(sigma)
-    key_part, rest = split_key(ir)
     group_by = extension.group_by if extension.group_by is not None else DEFAULT_GROUP_BY
     first_seen = extension.first_seen
     kind = "first_seen" if first_seen is not None else "event"
     requires = requirements(ir)
     return EventRule(
         info=_info(doc, sigma, kind, audit_needs(ir, requires)),
-        predicate=build_predicate(rest),
-        key_predicate=build_predicate(key_part),
+        predicate=build_predicate(ir),
         requires=requires,
         ir=ir,
         group_by=group_by,

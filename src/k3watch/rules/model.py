@@ -89,8 +89,7 @@ class EventRule:
     """A single-event Sigma rule, compiled."""
 
     info: RuleInfo
-    predicate: Predicate  # the tests on fields outside the index key
-    key_predicate: Predicate  # the tests on index key fields only (see ir.split_key)
+    predicate: Predicate  # the whole detection (the engine mostly runs smaller residuals)
     requires: dict[str, Requirement]
     ir: Node
     group_by: tuple[str, ...]
@@ -102,6 +101,10 @@ class EventRule:
     generate: bool = True  # False when only correlations consume its matches
     consumers: list[tuple[CorrelationRule, int]] = field(default_factory=list)
     index: int = 0  # position in the rule set, for per-request de-duplication
+    # Caches of the index (rules.index): compiled tests on key fields, by IR node, and compiled
+    # residual detections, by their text. Shared by every engine evaluating this rule.
+    key_tests: dict[int, Predicate | None] = field(default_factory=dict, repr=False)
+    residuals: dict[str, Predicate] = field(default_factory=dict, repr=False)
     sigma: Any = field(default=None, repr=False)  # the pySigma rule (for lint and export)
 
     @property
