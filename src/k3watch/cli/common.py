@@ -1,0 +1,115 @@
+"""What the k3watch commands share: rule selection options, configuration, output helpers."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from click.core import ParameterSource
+from rich.console import Console
+
+from k3watch.alert import Severity
+from k3watch.config import Config, load_config
+from k3watch.errors import UsageError
+from k3watch.rules.loader import load_rules
+from k3watch.rules.model import RuleSet
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+LEVELS = [s.label for s in Severity]
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def rule_options(func: F) -> F:
+    """Options every command that loads rules shares."""
+    func = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="K3WATCH_CONFIG",
+        default=None,
+        help="Configuration file (YAML); also read from $K3WATCH_CONFIG. Options given here win.",
+    )(func)
+    func = click.option(
+        "--placeholder",
+        "placeholders",
+        multiple=True,
+        metavar="NAME=V1[,V2...]",
+        help="Values for a %NAME% placeholder used with the 'expand' modifier.",
+    )(func)
+    func = click.option(
+        "--pipeline",
+        "pipelines",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        help="A pySigma processing pipeline (YAML) to apply to the rules; repeatable.",
+    )(func)
+    func = click.option(
+        "--no-builtin", is_flag=True, help="Do not load the built-in rule library."
+    )(func)
+    return click.option(
+        "--rules",
+        "rule_paths",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        help="A Sigma rule file or directory (rules, filters, correlations); repeatable.",
+    )(func)
+
+
+def read_config(path: Path | None) -> Config:
+    """The configuration file's settings (defaults without one); a bad file ends the command."""
+    if path is None:
+        return Config()
+    try:
+        return load_config(path)
+    except UsageError as exc:
+        stderr_console().print(f"error: {exc}", highlight=False)
+        sys.exit(2)
+
+
+def load_selected_rules(
+    rule_paths: tuple[Path, ...],
+    no_builtin: bool,
+    pipelines: tuple[Path, ...],
+    placeholders: tuple[str, ...],
+    config: Config,
+) -> RuleSet:
+    """The rules the configuration and the options select (options add to the file's)."""
+    settings = config.rules
+    values: dict[str, list[str]] = {k: list(v) for k, v in settings.placeholders.items()}
+    for item in placeholders:
+        name, sep, rest = item.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"--placeholder {item!r}: expected NAME=VALUE[,VALUE...]")
+        values.setdefault(name.strip(), []).extend(v for v in rest.split(",") if v)
+    return load_rules(
+        [*settings.paths, *rule_paths],
+        builtin=settings.builtin and not no_builtin,
+        pipelines=[*settings.pipelines, *pipelines],
+        placeholders=values,
+        documents=config.filter_documents(),
+    )
+
+
+def given(name: str) -> bool:
+    """Whether the option ``name`` was set on the command line (not left at its default)."""
+    source = click.get_current_context().get_parameter_source(name)
+    return source is not None and source is not ParameterSource.DEFAULT
+
+
+def report_rule_problems(ruleset: RuleSet, console: Console) -> None:
+    for error in ruleset.errors:
+        console.print(f"[red]rule error[/]: {error}", markup=True, highlight=False)
+    for warning in ruleset.warnings:
+        console.print(f"[yellow]rule warning[/]: {warning}", markup=True, highlight=False)
+
+
+def write_json(payload: object) -> None:
+    sys.stdout.buffer.write(orjson.dumps(payload, option=orjson.OPT_INDENT_2) + b"\n")
