@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 DEMO   := build/demo
 EXPORT_BACKENDS := 'pysigma-backend-elasticsearch>=2.1,<3' 'pysigma-backend-loki>=0.15,<0.16'
 
-.PHONY: demo test lint typecheck unit venv clean
+.PHONY: demo test lint typecheck unit venv clean test-deps
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "k3watch needs Python 3.11 or newer (set PYTHON=...)")'
@@ -39,7 +39,11 @@ lint: $(VENV)/.installed-dev
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 
-unit: $(VENV)/.installed-dev
+# Debian packages some tests drive for real (systemd-journal-remote builds journal files).
+test-deps:
+	bash scripts/install-test-deps.sh
+
+unit: $(VENV)/.installed-dev test-deps
 	$(BIN)/python -m pytest -n auto -q
 
 test: lint typecheck unit
