@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -137,6 +137,24 @@ WORKLOAD_RESOURCES = frozenset(
 )
 
 
+def _per_event(compute: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    """Remember the value for the last event: several tests of several rules read the same
+    derived field of one event in a row. (One tuple, so a reader never sees half an update.)"""
+    last: list[tuple[object, Any]] = [(None, None)]
+
+    @wraps(compute)
+    def cached(raw: dict[str, Any]) -> Any:
+        event, value = last[0]
+        if event is raw:
+            return value
+        value = compute(raw)
+        last[0] = (raw, value)
+        return value
+
+    return cached
+
+
+@_per_event
 def _derived_pod_spec(raw: dict[str, Any]) -> dict[str, Any] | None:
     body = raw.get("requestObject")
     if not isinstance(body, dict):
@@ -157,6 +175,7 @@ def _derived_pod_spec(raw: dict[str, Any]) -> dict[str, Any] | None:
     return template if isinstance(template, dict) else None
 
 
+@_per_event
 def _derived_pod_containers(raw: dict[str, Any]) -> list[Any] | None:
     spec = _derived_pod_spec(raw)
     if spec is None:
