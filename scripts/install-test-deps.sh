@@ -4,6 +4,8 @@
 #
 # - systemd-journal-remote: the K3s check tests build real journal files from journal export
 #   records with it (tests/k3s/helpers.py); journalctl (package systemd) reads them back.
+# - prometheus-alertmanager: the alert delivery tests post alerts to a real Alertmanager started
+#   on loopback (tests/alerting/conftest.py) and read them back through its v2 API.
 set -euo pipefail
 
 need=()
@@ -14,6 +16,11 @@ journal_remote_found() {
 }
 journal_remote_found || need+=(systemd-journal-remote)
 command -v journalctl >/dev/null 2>&1 || need+=(systemd)
+alertmanager_found() {
+    command -v prometheus-alertmanager >/dev/null 2>&1 \
+        || [ -x /usr/bin/prometheus-alertmanager ]
+}
+alertmanager_found || need+=(prometheus-alertmanager)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

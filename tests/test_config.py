@@ -143,3 +143,34 @@ def test_an_allowlist_entry_silences_the_named_rule_for_matching_events_only(
     )
     assert not matches(config, privileged_pod("monitoring"), "Privileged container requested")
     assert matches(config, privileged_pod("default"), "Privileged container requested")
+
+
+def test_alert_destinations_are_part_of_the_configuration(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+            alerting:
+              external_url: https://k3watch.example.com
+              outbox: {path: state/outbox.sqlite}
+              destinations:
+                - name: team-slack
+                  type: apprise
+                  url: json://localhost:9/
+                  route: {min_severity: high}
+            """,
+        )
+    )
+    (destination,) = config.alerting.destinations
+    assert destination.name == "team-slack"
+    assert config.alerting.outbox.path == str(tmp_path / "state/outbox.sqlite")
+
+
+def test_an_unknown_destination_key_is_located(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "alerting:\n  destinations:\n    - name: a\n      type: webhook\n      url: https://x\n"
+        "      secret: 0123456789abcdef0123\n      retries: 3\n",
+    )
+    with pytest.raises(UsageError, match=r"k3watch.yaml:\d+: unknown key 'retries'"):
+        load_config(path)

@@ -37,6 +37,7 @@ import msgspec
 import yaml
 
 from k3watch.alert import Severity
+from k3watch.alerting.config import AlertingConfig
 from k3watch.errors import Location, UsageError
 from k3watch.rules.extension import parse_duration
 
@@ -89,6 +90,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     rules: RulesConfig = RulesConfig()
     scan: ScanConfig = ScanConfig()
+    alerting: AlertingConfig = AlertingConfig()
     source: str = ""  # the file it was read from (set by load_config, not by the file)
 
     def filter_documents(self) -> list[tuple[dict[str, Any], str]]:
@@ -172,7 +174,8 @@ def _relative_to(config: Config, base: Path) -> Config:
     scan = config.scan
     if scan.baseline is not None:
         scan = msgspec.structs.replace(scan, baseline=resolve(scan.baseline))
-    return msgspec.structs.replace(config, rules=rules, scan=scan)
+    alerting = config.alerting.relative_to(base)
+    return msgspec.structs.replace(config, rules=rules, scan=scan, alerting=alerting)
 
 
 # --- $env: and $file: references ---
