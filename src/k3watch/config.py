@@ -39,7 +39,9 @@ import yaml
 from k3watch.alert import Severity
 from k3watch.alerting.config import AlertingConfig
 from k3watch.errors import Location, UsageError
+from k3watch.redact import RedactionConfig, Redactor
 from k3watch.rules.extension import parse_duration
+from k3watch.server.config import ServerConfig
 
 SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
@@ -91,6 +93,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     rules: RulesConfig = RulesConfig()
     scan: ScanConfig = ScanConfig()
     alerting: AlertingConfig = AlertingConfig()
+    server: ServerConfig = ServerConfig()
+    redaction: RedactionConfig = RedactionConfig()
     source: str = ""  # the file it was read from (set by load_config, not by the file)
 
     def filter_documents(self) -> list[tuple[dict[str, Any], str]]:
@@ -155,6 +159,8 @@ def _check_values(config: Config, node: yaml.Node | None, name: str) -> None:
         ("$.scan.max_event_size", lambda: parse_size(config.scan.max_event_size)),
         ("$.scan.min_severity", lambda: Severity.parse(config.scan.min_severity)),
     ]
+    checks.append(("$.server", config.server.check))
+    checks.append(("$.redaction", lambda: Redactor(config.redaction)))
     for path, check in checks:
         try:
             check()
@@ -175,7 +181,8 @@ def _relative_to(config: Config, base: Path) -> Config:
     if scan.baseline is not None:
         scan = msgspec.structs.replace(scan, baseline=resolve(scan.baseline))
     alerting = config.alerting.relative_to(base)
-    return msgspec.structs.replace(config, rules=rules, scan=scan, alerting=alerting)
+    server = config.server.relative_to(base)
+    return msgspec.structs.replace(config, rules=rules, scan=scan, alerting=alerting, server=server)
 
 
 # --- $env: and $file: references ---
