@@ -19,7 +19,8 @@ REASON_ANNOTATION = "authorization.k8s.io/reason"
 
 # Timestamp fields in order of preference: when the request arrived, then when this stage was
 # written, then the v1beta1 field (some events carry only that one).
-_TIME_FIELDS = ("requestReceivedTimestamp", "stageTimestamp", "timestamp")
+# Audit events (v1, then v1beta1), then normalized component-log records (``k3watch.log/v1``).
+_TIME_FIELDS = ("requestReceivedTimestamp", "stageTimestamp", "timestamp", "time")
 
 
 # Midnight (UTC, epoch seconds) of the dates seen, so most timestamps parse without datetime.
@@ -324,8 +325,11 @@ class Event:
 
     @property
     def id(self) -> str:
-        """A stable identifier: the ``auditID`` (or the location when there is none)."""
-        return self.audit_id or self.location
+        """A stable identifier: the ``auditID``, a log record's ``_key``, else the location."""
+        if self.audit_id:
+            return self.audit_id
+        key = self.raw.get("_key")
+        return key if isinstance(key, str) and key else self.location
 
     @property
     def stage(self) -> str | None:
