@@ -26,11 +26,11 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 venv: $(VENV)/.installed
 
-# Generate a small K3s audit stream with a few attacks in it, then scan it with the built-in rules.
+# Start a k3watch server on the embedded store and replay a generated K3s cluster (a learning
+# week, then an afternoon with seven attacks) through its ingest API; alerts appear as they fire.
 demo: $(VENV)/.installed
 	@mkdir -p $(DEMO)
-	$(BIN)/k3watch sample generate --out $(DEMO)/audit.log
-	$(BIN)/k3watch scan $(DEMO)/audit.log --min-severity medium
+	$(BIN)/k3watch demo --data-dir $(DEMO)/data
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks

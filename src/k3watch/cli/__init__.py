@@ -2,11 +2,14 @@
 
 from k3watch.cli import (  # noqa: F401  (each module registers its commands)
     certs,
+    demo,
     k3s,
     policy,
+    remote,
     rules,
     sample,
     scan,
+    server,
     tokens,
 )
 from k3watch.cli.app import main

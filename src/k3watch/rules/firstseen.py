@@ -49,7 +49,8 @@ class BaselineStore:
         self._db: sqlite3.Connection | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path)
+            # Built in one thread and used by the server's ingest thread (one at a time).
+            self._db = sqlite3.connect(path, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
             for rule_id, started in self._db.execute("SELECT rule_id, started FROM learning"):

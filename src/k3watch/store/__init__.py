@@ -1,0 +1,1 @@
+"""Where events and alerts are kept: the ``Store`` protocol and its backends."""
