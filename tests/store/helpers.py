@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,6 +164,20 @@ def matches(
         if value is None or str(value) not in {str(a) for a in accepted}:
             return False
     return text is None or text_matches(values.get("text"), text)
+
+
+def wait_for_merge(store: SqliteStore, keys: int, timeout: float = 30.0) -> int:
+    """Wake the store's background thread until ``keyidx`` holds ``keys`` entries (or time is
+    up); return how many it holds."""
+    assert store._maintenance is not None
+    db = store._db()
+    deadline = time.monotonic() + timeout
+    while True:
+        merged = int(db.execute("SELECT count(*) FROM keyidx").fetchone()[0])
+        if merged >= keys or time.monotonic() > deadline:
+            return merged
+        store._maintenance.poke()
+        time.sleep(0.01)
 
 
 def keys(events: Iterable[StoredEvent | IncomingEvent]) -> list[str]:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from tests.store.helpers import T0, audit, batch, incoming, keys, open_store
+from tests.store.helpers import T0, audit, batch, incoming, keys, open_store, wait_for_merge
 
 from k3watch.store.base import AggregateQuery, EventQuery, RetentionPolicy
 from k3watch.store.sqlite import SqliteStore
@@ -187,7 +187,7 @@ def test_retention_by_age_deletes_old_batches_and_the_chain_still_verifies(tmp_p
 
 
 def test_retention_keeps_search_and_aggregates_right(tmp_path: Path) -> None:
-    """Bitmaps of sealed segments that lost events are rebuilt; counts follow the deletions."""
+    """Postings of sealed segments that lost events are rebuilt; counts follow the deletions."""
     with open_store(tmp_path) as store:
         fill(store, 8)
         fill(store, 8, source="journald", start=500)
@@ -282,13 +282,7 @@ def test_retention_drops_stale_key_entries_and_returns_space(
     with open_store(tmp_path) as store:
         batches = fill(store, 30, size=40)
         db = store._db()
-        assert store._maintenance is not None
-        for _ in range(300):
-            store._maintenance.poke()
-            store._maintenance.idle.wait(5)
-            if db.execute("SELECT count(*) FROM keyidx").fetchone()[0] >= 1100:
-                break
-        assert db.execute("SELECT count(*) FROM keyidx").fetchone()[0] >= 1100
+        assert wait_for_merge(store, 1100) >= 1100
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         store.apply_retention(RetentionPolicy({"*": 5.5 * HOUR}), T0 + 30 * HOUR)
         floor = db.execute("SELECT min(id) FROM events").fetchone()[0]

@@ -45,7 +45,7 @@ def test_readers_in_threads_while_writing(tmp_path: Path) -> None:
                     total = store.stats().events
                     counts.append(total)
                     buckets = store.aggregate(AggregateQuery(by="user"))
-                    assert sum(b.count for b in buckets) >= total - 0  # never fewer than before
+                    assert sum(b.count for b in buckets) >= total  # a later snapshot, not smaller
                     if page.events:
                         assert store.get_event(page.events[-1].key) is not None
             except BaseException as exc:

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import orjson
 import pytest
-from tests.store.helpers import T0, audit, batch, incoming, keys, open_store, write_many
+from tests.store.helpers import (
+    T0,
+    audit,
+    batch,
+    incoming,
+    keys,
+    open_store,
+    wait_for_merge,
+    write_many,
+)
 
 from k3watch.store import codec
 from k3watch.store.base import EventQuery, IncomingEvent, field_values
@@ -114,14 +123,7 @@ def test_keys_stay_known_after_they_are_merged_into_the_key_index(
     monkeypatch.setattr(maintenance, "MIN_MERGE", 40)
     with open_store(tmp_path) as store:
         events = write_many(store, ((audit(i, T0 + i), T0 + i) for i in range(300)), 20)
-        assert store._maintenance is not None
-        for _ in range(200):
-            store._maintenance.poke()
-            store._maintenance.idle.wait(5)
-            if store._db().execute("SELECT count(*) FROM keyidx").fetchone()[0] >= 280:
-                break
-        merged = store._db().execute("SELECT count(*) FROM keyidx").fetchone()[0]
-        assert merged >= 280
+        assert wait_for_merge(store, 280) >= 280
         assert store.unseen([e.key for e in events[:50]]) == [False] * 50
         again = store.write(batch("again", [*events[:30], incoming(audit(999, T0), T0)]))
         assert (again.stored, again.duplicates) == (1, 30)
@@ -281,3 +283,17 @@ def test_stats_count_events_batches_and_bounds(tmp_path: Path) -> None:
         assert (stats.events, stats.batches, stats.alerts) == (30, 3, 0)
         assert (stats.oldest, stats.newest) == (T0, T0 + 290)
         assert stats.bytes > 0
+
+
+def test_a_batch_larger_than_a_segment(tmp_path: Path) -> None:
+    """One batch spanning several segments is stored, sealed and searchable like any other."""
+    with open_store(tmp_path) as store:
+        events = [incoming(audit(i, T0 + i, user=f"u{i % 3}"), T0 + i) for i in range(300)]
+        assert store.write(batch("big", events)).stored == 300
+        sealed = store._db().execute("SELECT value FROM meta WHERE key = 'sealed'").fetchone()[0]
+        assert sealed == 300 // 64
+        page = store.search(EventQuery(filters={"user": ["u1"]}, limit=1000))
+        assert keys(page.events) == [
+            e.key for e in reversed(events) if e.raw["user"]["username"] == "u1"
+        ]
+        assert store.verify().problem is None

@@ -408,12 +408,12 @@ def test_aggregate_rejects_bad_arguments(loaded: tuple[SqliteStore, Written]) ->
         store.aggregate(AggregateQuery(bucket=0))
 
 
-@pytest.mark.parametrize(("seek", "bitmap", "row"), [(4, 10, 3), (0, 0, 0)])
+@pytest.mark.parametrize(("seek", "indexed", "row"), [(4, 10, 3), (0, 0, 0)])
 def test_many_matching_values_take_the_other_paths(
     loaded: tuple[SqliteStore, Written],
     monkeypatch: pytest.MonkeyPatch,
     seek: int,
-    bitmap: int,
+    indexed: int,
     row: int,
 ) -> None:
     """With low limits, long value lists are read from whole segments, checked on rows, or put
@@ -422,7 +422,7 @@ def test_many_matching_values_take_the_other_paths(
 
     monkeypatch.setattr(catalog, "SEEK_VALUES", seek)
     monkeypatch.setattr(query, "SEEK_VALUES", seek)
-    monkeypatch.setattr(catalog, "BITMAP_VALUES", bitmap)
+    monkeypatch.setattr(catalog, "POSTINGS_VALUES", indexed)
     monkeypatch.setattr(catalog, "ROW_VALUES", row)
     store, written = loaded
     for text in ("api", "v1 web", "exec", "namespaces shop"):

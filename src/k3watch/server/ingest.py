@@ -16,12 +16,13 @@ from typing import Annotated, Literal
 
 import zstandard
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from k3watch.config import parse_size
 from k3watch.rules.extension import parse_duration
-from k3watch.server.pipeline import Outcome
+from k3watch.server.pipeline import Outcome, estimate_events
 from k3watch.server.pipeline import Request as IngestRequest
 from k3watch.server.runtime import Runtime
 from k3watch.server.tokens import Role, TokenInfo
@@ -64,6 +65,7 @@ def router(runtime: Runtime) -> APIRouter:
         413: {"model": Busy, "description": "Body over server.limits.max_body"},
     }
     api = APIRouter()
+    preparing = asyncio.Semaphore(4)
 
     async def run(
         body: bytes,
@@ -86,9 +88,13 @@ def router(runtime: Runtime) -> APIRouter:
         def done(outcome: Outcome) -> None:
             loop.call_soon_threadsafe(_settle, future, outcome)
 
-        queued = runtime.pipeline.submit(
-            IngestRequest(body, cluster, node, source, batch, fmt, done)
-        )
+        request = IngestRequest(body, cluster, node, source, batch, fmt, done)
+        if not runtime.pipeline.has_room(estimate_events(body)):
+            runtime.pipeline.counters.inc("refused", reason="queue_full")
+            return _busy(503, "ingest queue full; retry with the same batch", 5)
+        async with preparing:  # bounded: parsed bodies take memory until they are stored
+            request.prepared = await run_in_threadpool(runtime.pipeline.prepare, request)
+        queued = runtime.pipeline.submit(request)
         if not queued:
             return _busy(503, "ingest queue full; retry with the same batch", 5)
         try:

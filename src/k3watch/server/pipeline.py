@@ -71,6 +71,17 @@ class Request:
     done: Callable[[Outcome], None]
     estimate: int = 1
     received: float = field(default_factory=time.time)
+    prepared: Prepared | None = None
+    """Set by ``Pipeline.prepare`` when the body was parsed before it was queued."""
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A request's events, parsed and redacted, with their identities."""
+
+    events: list[Event]
+    incoming: list[IncomingEvent]
+    outcome: Outcome
 
 
 def estimate_events(body: bytes) -> int:
@@ -124,9 +135,16 @@ class Pipeline:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def has_room(self, events: int) -> bool:
+        """Whether ``events`` more would fit in the queue now."""
+        return not self._queued or self._queued + events <= self.queue_events
+
     def submit(self, request: Request) -> bool:
         """Queue a request; False (and nothing queued) when the queue is full."""
-        request.estimate = estimate_events(request.body)
+        if request.prepared is not None:
+            request.estimate = max(1, len(request.prepared.events))
+        else:
+            request.estimate = estimate_events(request.body)
         with self._lock:
             if self._queued and self._queued + request.estimate > self.queue_events:
                 self.counters.inc("refused", request.estimate, reason="queue_full")
@@ -169,8 +187,9 @@ class Pipeline:
             except Exception:
                 log.exception("ingest callback failed")
 
-    def process(self, request: Request) -> Outcome:
-        """Run one request through the whole pipeline (in the worker thread)."""
+    def prepare(self, request: Request) -> Prepared:
+        """Parse and redact a request's body (any thread; the HTTP layer does it before
+        queueing, so that parsing overlaps with the store's writes, which release the GIL)."""
         outcome = Outcome()
         events = self._parse(request, outcome)
         incoming: list[IncomingEvent] = []
@@ -188,6 +207,12 @@ class Pipeline:
             if event.truncated:
                 outcome.truncated += 1
                 self.counters.inc("truncated")
+        return Prepared(events, incoming, outcome)
+
+    def process(self, request: Request) -> Outcome:
+        """Run one request through the rest of the pipeline, in order (the worker thread)."""
+        prepared = request.prepared or self.prepare(request)
+        events, incoming, outcome = prepared.events, prepared.incoming, prepared.outcome
         new = self.store.unseen([e.key for e in incoming]) if incoming else []
         seen: set[str] = set()
         records: list[AlertRecord] = []

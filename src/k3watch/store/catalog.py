@@ -33,7 +33,7 @@ BlockBounds = tuple[int, float, float]
 SEEK_VALUES = 256
 """Up to this many values of a field, its postings are looked up one by one; more, the
 segment's postings of the field are read and filtered."""
-BITMAP_VALUES = 20_000
+POSTINGS_VALUES = 20_000
 ROW_VALUES = 64
 """Up to this many values of a field are bound as parameters of row checks."""
 DENSE = 0.05
@@ -47,8 +47,8 @@ class Condition:
 
     column: str
     ids: list[int]
-    bitmap: bool = True
-    """Evaluated with the segment bitmaps (else only by checking rows)."""
+    postings: bool = True
+    """Evaluated with the segments' postings (else only by checking rows)."""
     table: str | None = None
     """A temporary table holding ``ids`` (many ids), for row checks."""
 
@@ -64,15 +64,16 @@ class Plan:
     """A filter value was never seen, or a text query matched nothing: no result."""
 
     @property
-    def bitmaps(self) -> list[Condition]:
-        return [c for c in self.conditions if c.bitmap]
+    def indexed(self) -> list[Condition]:
+        """The conditions evaluated with postings."""
+        return [c for c in self.conditions if c.postings]
 
     def row_sql(self, *, every: bool) -> tuple[str, list[object]]:
-        """SQL conditions on ``events`` rows (all filters, or those without bitmaps)."""
+        """SQL conditions on ``events`` rows (all filters, or those without postings)."""
         parts: list[str] = []
         params: list[object] = []
         for condition in self.conditions:
-            if every or not condition.bitmap:
+            if every or not condition.postings:
                 if condition.table is not None:
                     parts.append(f"{condition.column} IN (SELECT id FROM temp.{condition.table})")
                 elif len(condition.ids) <= ROW_VALUES:
@@ -208,7 +209,7 @@ class Catalog:
             ]
             if not ids:
                 return Plan(empty=True)
-            plan.conditions.append(Condition("txt", ids, _text_bitmap(db, ids)))
+            plan.conditions.append(Condition("txt", ids, _text_postings(db, ids)))
         plan.conditions.sort(key=lambda c: len(c.ids))
         return plan
 
@@ -256,11 +257,11 @@ def _string_ids(db: sqlite3.Connection, values: Sequence[str]) -> list[int]:
     )
 
 
-def _text_bitmap(db: sqlite3.Connection, ids: list[int]) -> bool:
-    """Whether a text filter is better checked with bitmaps than on rows."""
+def _text_postings(db: sqlite3.Connection, ids: list[int]) -> bool:
+    """Whether a text filter is better checked with postings than on rows."""
     if len(ids) <= SEEK_VALUES:
         return True
-    if len(ids) > BITMAP_VALUES:
+    if len(ids) > POSTINGS_VALUES:
         return False
     total = db.execute(
         "SELECT sum(n) FROM postings WHERE f = ? AND v IN (SELECT value FROM json_each(?))",

@@ -61,10 +61,17 @@ def _envelope(key: str, raw: dict[str, Any], body: bytes) -> bytes:
     return b"".join((b"\x00", _leb128(len(encoded)), encoded, body))
 
 
+def _loads(data: bytes) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)  # what orjson refuses and JSON parsers accept (NaN…)
+
+
 def open_envelope(data: bytes) -> tuple[str, dict[str, Any]]:
     """Key and event of a decompressed envelope."""
     if data[:1] != b"\x00":
-        raw = orjson.loads(data)
+        raw = _loads(data)
         return event_key(raw, ""), raw
     size = shift = 0
     pos = 1
@@ -76,7 +83,7 @@ def open_envelope(data: bytes) -> tuple[str, dict[str, Any]]:
             break
         shift += 7
     key = data[pos : pos + size].decode("utf-8", "surrogatepass")
-    return key, orjson.loads(data[pos + size :])
+    return key, _loads(data[pos + size :])
 
 
 def _leb128(value: int) -> bytes:

@@ -1,10 +1,10 @@
-"""Bitmap indexes per sealed segment, and the time bounds of blocks.
+"""Field indexes per sealed segment (postings), and the time bounds of blocks.
 
-A sealed segment (``Layout.segment`` consecutive ids) has one ``postings`` row per field and value
-that occurs in it: the number of events ``n`` and which of them, as offsets from the segment's
-first id. Few offsets are kept as a list of 16-bit integers; more as a zstd-compressed bitmap
-(whichever is smaller). A search unites the postings of a field's accepted values and
-intersects the fields (``query._Candidates``).
+A sealed segment (``Layout.segment`` consecutive ids) has one ``postings`` row per field and
+value that occurs in it: the number of events ``n`` and which of them, as increasing 16-bit
+offsets from the segment's first id, zstd-compressed when there are 64 or more. A search
+unites the postings of a field's accepted values and intersects the fields
+(``query._Candidates``).
 
 The writer gathers the field columns of the segment it fills (by reference) and groups them
 when the segment is full, so ingest pays no per-row index maintenance; the unsealed tail is
@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 from array import array
+from collections import defaultdict
 from collections.abc import Sequence
 
 import zstandard
@@ -97,14 +98,9 @@ class SegmentBuilder:
             for column, values in zip(columns, part, strict=True):
                 column.extend(values)
         for field, column in enumerate(columns):
-            groups: dict[int, list[int]] = {}
-            get = groups.get
+            groups: defaultdict[int, list[int]] = defaultdict(list)
             for offset, value in zip(offsets, column, strict=True):
-                members = get(value)
-                if members is None:
-                    groups[value] = [offset]
-                else:
-                    members.append(offset)
+                groups[value].append(offset)
             groups.pop(0, None)
             for value, members in groups.items():
                 out.append((field, value, self.seg, len(members), encode(members, cctx)))

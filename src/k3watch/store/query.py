@@ -38,12 +38,12 @@ _HOUR = 3600.0
 
 
 class _Candidates:
-    """Per sealed segment, the offsets of the events matching every bitmap filter (sorted),
+    """Per sealed segment, the offsets of the events matching every indexed filter (sorted),
     computed once per segment and query by intersecting the postings, smallest first."""
 
     def __init__(self, db: sqlite3.Connection, plan: Plan) -> None:
         self.db = db
-        self.conditions = plan.bitmaps
+        self.conditions = plan.indexed
         self.sets = [set(c.ids) for c in self.conditions]
         self.cache: dict[int, list[int]] = {}
         self.dctx = postings.decompressor()
@@ -62,7 +62,7 @@ class _Candidates:
         field = condition.field
         if len(condition.ids) <= SEEK_VALUES:
             rows: Iterable[tuple[int, bytes]] = self.db.execute(
-                "SELECT v, bits FROM postings WHERE f = ? AND v IN (SELECT value FROM"
+                "SELECT v, offsets FROM postings WHERE f = ? AND v IN (SELECT value FROM"
                 " json_each(?)) AND seg = ?",
                 (field, orjson.dumps(condition.ids).decode(), seg),
             )
@@ -70,7 +70,7 @@ class _Candidates:
             rows = (
                 (v, b)
                 for v, b in self.db.execute(
-                    "SELECT v, bits FROM postings WHERE seg = ? AND f = ?", (seg, field)
+                    "SELECT v, offsets FROM postings WHERE seg = ? AND f = ?", (seg, field)
                 )
                 if v in wanted
             )
@@ -265,17 +265,24 @@ def _from_rollup(
 ) -> None:
     conditions, params = plan.row_sql(every=True)
     group = column or "NULL"
-    rows = db.execute(
-        f"SELECT hour, {group}, sum(n) FROM rollup WHERE hour >= ? AND hour < ?{conditions}"
-        f" GROUP BY hour, {group}",
-        (low, high, *params),
-    )
     per = None if bucket is None else int(bucket // _HOUR)
-    for hour, value, n in rows:
+    if per is None:  # no time buckets: let SQLite sum the hours
+        rows = db.execute(
+            f"SELECT NULL, {group}, sum(n) FROM rollup WHERE hour >= ? AND hour < ?"
+            f"{conditions} GROUP BY {group}",
+            (low, high, *params),
+        )
+    else:
+        rows = db.execute(
+            f"SELECT hour / ? - (hour < 0 AND hour % ? != 0), {group}, sum(n) FROM rollup"
+            f" WHERE hour >= ? AND hour < ?{conditions} GROUP BY 1, {group}",
+            (per, per, low, high, *params),
+        )
+    for key, value, n in rows:
         if column is not None and not value:
             continue
-        key = (None if per is None else hour // per, int(value or 0))
-        counts[key] = counts.get(key, 0) + int(n)
+        k = (None if key is None else int(key), int(value or 0))
+        counts[k] = counts.get(k, 0) + int(n)
 
 
 def _scan(
@@ -288,7 +295,7 @@ def _scan(
     end: float,
     counts: dict[tuple[int | None, int], int],
 ) -> None:
-    """Count events in [start, end) block by block (bitmap counts for whole segments)."""
+    """Count events in [start, end) block by block (postings counts for whole segments)."""
     meta = catalog.snapshot(db)
     layout = catalog.layout
     sealed_blocks = meta["sealed"] << layout.shift
@@ -371,7 +378,7 @@ def _segment_counts(
     if filtered is not None and not filtered:
         return True
     rows = db.execute(
-        "SELECT v, n, bits FROM postings WHERE seg = ? AND f = ?", (seg, FIELD_NUMBER[column])
+        "SELECT v, n, offsets FROM postings WHERE seg = ? AND f = ?", (seg, FIELD_NUMBER[column])
     ).fetchall()
     if filtered is not None and len(rows) > 64:
         return False

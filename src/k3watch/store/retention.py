@@ -2,7 +2,7 @@
 transactions, keeping the batches' chain rows (``pruned = 1``) so that the chain still verifies.
 
 Each step takes the store's write lock for one chunk of at most ``CHUNK_EVENTS`` events, so
-ingest waits at most one chunk. After the deletions, the bitmaps of sealed segments that lost
+ingest waits at most one chunk. After the deletions, the postings of sealed segments that lost
 events are rebuilt, the time bounds of the blocks that lost events are recomputed, stale
 entries of ``keyidx`` are dropped in hash slices, and free pages are returned to the file
 system (``auto_vacuum = INCREMENTAL``) a few thousand at a time.
@@ -185,7 +185,7 @@ def _delete_chunk(db: sqlite3.Connection, lock: Lock, chunk: list[_Candidate], d
 
 
 def _repair(db: sqlite3.Connection, lock: Lock, done: _Pass) -> None:
-    """Rebuild what deletions made stale: block bounds, bitmaps of sealed segments (grouped
+    """Rebuild what deletions made stale: block bounds, postings of sealed segments (grouped
     outside the lock: nothing but retention changes a sealed segment)."""
     blocks = sorted(done.blocks)
     done.blocks.clear()
@@ -214,7 +214,7 @@ def _repair(db: sqlite3.Connection, lock: Lock, done: _Pass) -> None:
             try:
                 db.execute("DELETE FROM postings WHERE seg = ?", (seg,))
                 db.executemany(
-                    "INSERT INTO postings (f, v, seg, n, bits) VALUES (?, ?, ?, ?, ?)", rows
+                    "INSERT INTO postings (f, v, seg, n, offsets) VALUES (?, ?, ?, ?, ?)", rows
                 )
                 add_meta(db, "gen", 1)
                 db.execute("COMMIT")

@@ -6,7 +6,7 @@ Layout in short (``docs/store.md`` has the reasoning and the measured sizes):
   integers (ids in ``strings``, ``0`` when absent) and the event itself is a zstd frame
   (``body``) of its key and JSON. The low-cardinality fields (cluster, node, source, verb,
   decision, code, stage) are one column, ``kind``, an id in ``kinds``. No per-row secondary
-  index: indexes are built per sealed segment of ``SEGMENT`` ids as compressed bitmaps
+  index: indexes are built per sealed segment of ``Layout.segment`` ids as compressed lists
   (``postings``).
 * ``keyidx`` — key hash → id for idempotence, merged from the unindexed tail in bulk.
 * ``blocks`` — time bounds of every ``BLOCK`` consecutive ids, for newest-first ordering.
@@ -26,10 +26,12 @@ from pathlib import Path
 FORMAT_VERSION = 1
 
 SEGMENT_BITS = 15
-"""2^15 ids per sealed segment (the unit of the bitmap indexes); 16 at most (offsets are
+"""2^15 ids per sealed segment (the unit of the field indexes); 16 at most (offsets are
 16-bit)."""
 BLOCK_BITS = 10
 """2^10 ids per block (the unit of time bounds)."""
+MMAP_SIZE = 0x7FFF0000
+"""Bytes of the file read through a memory map (SQLite's usual build limit, 2 GiB)."""
 MAX_STRING = 1024
 """Longer field values are cut to this many characters before they are indexed."""
 
@@ -92,7 +94,7 @@ CREATE TABLE postings (
     v INTEGER NOT NULL,
     seg INTEGER NOT NULL,
     n INTEGER NOT NULL,
-    bits BLOB NOT NULL
+    offsets BLOB NOT NULL
 );
 CREATE UNIQUE INDEX postings_key ON postings (f, v, seg);
 CREATE INDEX postings_seg ON postings (seg, f);
@@ -185,7 +187,7 @@ CREATE TABLE silences (
 META_DEFAULTS = {
     "format": FORMAT_VERSION,
     "events": 0,  # events stored now
-    "sealed": 0,  # segments [0, sealed) have their bitmaps
+    "sealed": 0,  # segments [0, sealed) have their postings
     "merged_id": 0,  # ids <= merged_id are in keyidx (or deleted)
     "merge_hi": 0,  # a merge round in progress covers ids <= merge_hi
     "merge_slice": 0,  # ... and has merged this many hash slices
@@ -224,6 +226,9 @@ def connect(path: Path, *, readonly: bool, cache_mb: int) -> sqlite3.Connection:
     try:
         db.execute("PRAGMA busy_timeout = 10000")
         db.execute(f"PRAGMA cache_size = {-max(1, cache_mb) * 1024}")
+        # Reads through a memory map share the OS page cache between connections and cost no
+        # system call per page: key lookups at ten million events take a third of the time.
+        db.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
         db.execute("PRAGMA temp_store = MEMORY")
         if not readonly:
             db.execute("PRAGMA synchronous = NORMAL")
@@ -297,7 +302,7 @@ def used_bytes(db: sqlite3.Connection) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """How ids are grouped: into segments (bitmap indexes) and blocks (time bounds). A
+    """How ids are grouped: into segments (field indexes) and blocks (time bounds). A
     property of the file, kept in ``meta``."""
 
     segment_bits: int = SEGMENT_BITS

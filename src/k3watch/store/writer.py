@@ -1,5 +1,5 @@
 """The write path: idempotent batches, dictionary encoding, compression, the hash chain, and
-the segment bitmaps.
+the segments' postings.
 
 Only the writer inserts events, strings, origins and kinds, so it keeps their state in memory:
 the next id, the chain head, caches of ids, the field columns of the segment being filled, and
@@ -342,7 +342,7 @@ class Writer:
             start = stop
 
     def _seal_full(self) -> None:
-        """Write the bitmaps of the segments that are full. The batch is committed: a failure
+        """Write the postings of the segments that are full. The batch is committed: a failure
         here is logged and tried again after the next write."""
         if self.layout.segment_range(self.sealed)[1] >= self.next_id:
             return
@@ -369,7 +369,7 @@ class Writer:
             try:
                 db.execute("DELETE FROM postings WHERE seg = ?", (seg,))
                 db.executemany(
-                    "INSERT INTO postings (f, v, seg, n, bits) VALUES (?, ?, ?, ?, ?)", encoded
+                    "INSERT INTO postings (f, v, seg, n, offsets) VALUES (?, ?, ?, ?, ?)", encoded
                 )
                 set_meta(db, sealed=seg + 1)
                 db.execute("COMMIT")
