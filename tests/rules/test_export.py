@@ -308,7 +308,8 @@ def test_whole_library_converts_with_documented_skip_reasons(library: RuleSet, t
     assert [r.rule_id for r in results] == [r.id for r in library.all()]
     converted = [r for r in results if r.reason is None]
     skipped = [r for r in results if r.reason is not None]
-    assert len(converted) >= len(library) // 3
+    audit_rules = [r for r in library.all() if not r.info.reads_component_logs]
+    assert len(converted) >= len(audit_rules) // 3
     assert all(r.queries and all(q.strip() for q in r.queries) for r in converted)
     assert {str(r.reason) for r in skipped} <= _documented_reasons()
     # A crash inside a backend is reported, but none of the built-in rules may cause one.
@@ -316,6 +317,20 @@ def test_whole_library_converts_with_documented_skip_reasons(library: RuleSet, t
     # The exec rules read the decoded command; first-seen rules have no Sigma equivalent.
     reasons = {r.reason for r in skipped}
     assert {SkipReason.DERIVED_FIELD, SkipReason.FIRST_SEEN} <= reasons
+
+
+@needs_backends
+@pytest.mark.parametrize("target", sorted(TARGETS))
+def test_component_log_rules_are_not_exported_to_audit_event_targets(
+    library: RuleSet, target: str
+) -> None:
+    results = {r.rule_id: r for r in export_rules(library, target)}
+    component = [r for r in library.all() if r.info.reads_component_logs]
+    assert component
+    for rule in component:
+        result = results[rule.id]
+        assert result.queries == []
+        assert result.reason in (SkipReason.NOT_IN_TARGET, SkipReason.INPUT_NOT_EXPORTED)
 
 
 # --- command line ---

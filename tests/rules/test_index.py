@@ -50,6 +50,7 @@ DETECTIONS = {
     "resource_empty": "sel: {objectRef.resource: '', verb: get}\ncondition: sel",
     "keyword": "kw: [secrets]\ncondition: kw",
     "contradiction": "a: {verb: get}\nb: {verb: list}\ncondition: a and b",
+    "log_record": "sel: {kind: k3watch.log/v1, message|contains: denied}\ncondition: sel",
 }
 
 
@@ -126,6 +127,8 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
     elif shape == "null":
         raw["objectRef"] = None
     raw.update(draw(literal_keys))
+    raw.update(draw(optional("kind", field(["Event", "k3watch.log/v1", "K3WATCH.LOG/V1"]))))
+    raw.update(draw(optional("message", st.sampled_from(["denied", "ok"]))))
     return raw
 
 
@@ -174,3 +177,15 @@ def test_a_rule_with_contradictory_requirements_is_never_a_candidate(ruleset: Ru
     for verb in ("get", "list"):
         names = {rule.info.name for rule in engine.candidates_for(Event({"verb": verb}))}
         assert "contradiction" not in names
+
+
+def test_audit_events_and_component_log_records_never_reach_each_others_rules(
+    ruleset: RuleSet,
+) -> None:
+    engine = Engine(ruleset)
+    audit = {"kind": "Event", "verb": "create", "objectRef": {"resource": "pods"}}
+    record = {"kind": "k3watch.log/v1", "message": "apparmor denied"}
+    assert "log_record" not in {r.info.name for r in engine.candidates_for(Event(audit))}
+    names = {r.info.name for r in engine.candidates_for(Event(record))}
+    assert "log_record" in names
+    assert not {"verb_create", "pod_create", "exec", "either"} & names

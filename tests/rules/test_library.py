@@ -59,6 +59,19 @@ def test_correlation_inputs_do_not_alert_on_their_own() -> None:
         assert rule.generate is (rule.id not in inputs), rule.info.title
 
 
+def test_component_log_rules_read_only_component_log_records() -> None:
+    """Rules over the nodes' logs (logsource product k3s) require kind k3watch.log/v1, so the
+    index keeps audit events away from them; no other rule does."""
+    component = [r for r in LIBRARY.event_rules if r.info.reads_component_logs]
+    assert len(component) >= 10
+    for rule in LIBRARY.event_rules:
+        wanted = {"k3watch.log/v1"} if rule.info.reads_component_logs else None
+        assert rule.requires.get("kind") == wanted, rule.info.title
+    for correlation in LIBRARY.correlations:
+        kinds = {source.info.reads_component_logs for source in correlation.inputs}
+        assert kinds == {correlation.info.reads_component_logs}, correlation.info.title
+
+
 def test_docs_rules_md_lists_the_current_library() -> None:
     """docs/rules.md ends with the generated rule list; regenerate it when rules change."""
     from pathlib import Path

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from k3watch.rules.lint import Finding, lint
 from k3watch.rules.model import RuleSet
-from k3watch.rules.testing import run_rule_tests
+from k3watch.rules.testing import complete_events, run_rule_tests
 
 Load = Callable[..., RuleSet]
 
@@ -89,6 +89,64 @@ k3watch:
     assert results["00000000-0000-4000-8000-000000000002"].passed
     # The base rule is consumed by the correlation: it never alerts, but its matches still count.
     assert results["00000000-0000-4000-8000-000000000001"].passed
+
+
+def test_component_log_records_get_only_a_time_and_a_key() -> None:
+    given = {"kind": "k3watch.log/v1", "message": "Node became not ready", "host": "agent-1"}
+    timed = {"kind": "k3watch.log/v1", "message": "x", "time": "2026-03-01T08:00:00.000000Z"}
+    first, second = complete_events((given, timed))
+    assert first == given | {"time": "2026-01-05T10:00:00.000000Z", "_key": "<rule test>@0"}
+    assert second["time"] == "2026-03-01T08:00:00.000000Z"  # a record's own time wins
+    assert not {"apiVersion", "auditID", "stage", "requestReceivedTimestamp"} & set(second)
+
+
+LOG_RULE = """
+title: Node not ready
+id: 00000000-0000-4000-8000-000000000003
+name: node_not_ready
+tags: [attack.t1499]
+logsource: {product: k3s, service: k3s}
+detection:
+    sel:
+        kind: k3watch.log/v1
+        message|startswith: Node became not ready
+    condition: sel
+k3watch:
+    tests:
+        match:
+            - {kind: k3watch.log/v1, message: Node became not ready, host: agent-1}
+        nomatch:
+            - {kind: k3watch.log/v1, message: Node became ready, host: agent-1}
+---
+title: Node flapping
+id: 00000000-0000-4000-8000-000000000004
+tags: [attack.t1499]
+correlation:
+    type: event_count
+    rules: [node_not_ready]
+    group-by: [host]
+    timespan: 10m
+    condition: {gte: 2}
+k3watch:
+    tests:
+        match:
+            - - {kind: k3watch.log/v1, message: Node became not ready, host: a,
+                 time: '2026-01-05T10:00:00Z'}
+              - {kind: k3watch.log/v1, message: Node became not ready, host: a,
+                 time: '2026-01-05T10:09:00Z'}
+        nomatch:
+            - - {kind: k3watch.log/v1, message: Node became not ready, host: a,
+                 time: '2026-01-05T10:00:00Z'}
+              - {kind: k3watch.log/v1, message: Node became not ready, host: a,
+                 time: '2026-01-05T10:11:00Z'}
+"""
+
+
+def test_component_log_cases_run_in_the_records_own_time(load: Load) -> None:
+    """The correlation's window is measured with the records' ``time``, not filled-in audit
+    timestamps (which would put every event one second apart)."""
+    results = run_rule_tests(load(LOG_RULE))
+    assert [r.failures for r in results] == [[], []]
 
 
 # --- lint ---------------------------------------------------------------------------------------

@@ -32,7 +32,11 @@ def rule_as_dict(rule: Rule) -> dict[str, Any]:
         "location": str(info.location),
         "alerts": rule.generate,
         "tests": len(rule.tests),
-        "audit": {"level": info.audit_level, "resources": list(info.audit_resources)},
+        # The audit policy level the rule needs; none for rules over component logs.
+        "audit": {
+            "level": None if info.reads_component_logs else info.audit_level,
+            "resources": list(info.audit_resources),
+        },
     }
     if isinstance(rule, EventRule):
         out["logsource"] = info.logsource
@@ -96,7 +100,8 @@ def rules_markdown(ruleset: RuleSet) -> str:
         info = rule.info
         kind = info.kind if rule.generate else f"{info.kind} (correlation input)"
         todo = " ".join(info.response.split()) or "—"
+        level = "—" if info.reads_component_logs else info.audit_level
         cells = [info.severity.label, f"{info.title} `{info.id[:8]}`", kind,
-                 ", ".join(info.attack_ids) or "—", info.audit_level, todo]  # fmt: skip
+                 ", ".join(info.attack_ids) or "—", level, todo]  # fmt: skip
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"

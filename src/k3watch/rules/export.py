@@ -219,6 +219,8 @@ def export_rules(
         blocked = _blocked_input(rule, results)
         if isinstance(rule, EventRule) and rule.first_seen is not None:
             _skip(result, SkipReason.FIRST_SEEN, _FIRST_SEEN)
+        elif isinstance(rule, EventRule) and rule.info.reads_component_logs:
+            _skip(result, SkipReason.NOT_IN_TARGET, _COMPONENT_LOGS)
         elif blocked is not None:
             _skip(result, SkipReason.INPUT_NOT_EXPORTED, blocked)
         else:
@@ -239,6 +241,9 @@ def _explain_orphan_input(rule: Rule, results: dict[int, ExportResult]) -> None:
 
 
 _FIRST_SEEN = "alerting on values never seen before is a k3watch extension with no Sigma query"
+_COMPONENT_LOGS = (
+    "the rule reads k3watch.log/v1 component-log records; the target holds API-server audit events"
+)
 
 
 def _blocked_input(rule: Rule, results: dict[int, ExportResult]) -> str | None:

@@ -1,11 +1,12 @@
-"""The rule index: what the five key fields of an event decide about each rule.
+"""The rule index: what the key fields of an event decide about each rule.
 
-Every event has a key: its resource, subresource, verb, status code and user name. For each
-distinct key the engine evaluates, once, every test of every rule that reads only those fields
-(on a probe event holding just the key's values) and keeps what is left: most rules become
-"cannot match" and drop out, the others shrink to their tests on other fields, compiled into
-one function per distinct residual. A node's lease renewal reaches no rule at all; a rule
-excluding K3s's own identities costs those identities nothing.
+Every event has a key: its resource, subresource, verb, status code, user name, user agent,
+impersonated user and kind (audit event or component-log record). For each distinct key the
+engine evaluates, once, every test of every rule that reads only those fields (on a probe event
+holding just the key's values) and keeps what is left: most rules become "cannot match" and
+drop out, the others shrink to their tests on other fields, compiled into one function per
+distinct residual. A node's lease renewal reaches no rule at all; a rule excluding K3s's own
+identities costs those identities nothing, and audit events never reach the component-log rules.
 """
 
 from __future__ import annotations
@@ -77,12 +78,13 @@ def index_key(raw: dict[str, Any]) -> object:
         user.get("username", MISSING) if user.__class__ is dict else MISSING,
         raw.get("userAgent", MISSING),
         impersonated.get("username", MISSING) if impersonated.__class__ is dict else MISSING,
+        raw.get("kind", MISSING),
     )
 
 
 def probe_event(key: tuple[Any, ...]) -> dict[str, Any]:
     """A minimal event whose index fields read exactly like the key (MISSING left out)."""
-    resource, subresource, verb, code, username, user_agent, impersonated = key
+    resource, subresource, verb, code, username, user_agent, impersonated, kind = key
     probe: dict[str, Any] = {}
     ref = {
         name: value
@@ -91,7 +93,7 @@ def probe_event(key: tuple[Any, ...]) -> dict[str, Any]:
     }
     if ref:
         probe["objectRef"] = ref
-    for name, value in (("verb", verb), ("userAgent", user_agent)):
+    for name, value in (("verb", verb), ("userAgent", user_agent), ("kind", kind)):
         if value is not MISSING:
             probe[name] = value
     for outer, inner, value in (

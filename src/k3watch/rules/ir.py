@@ -36,7 +36,8 @@ from k3watch.rules.values import (
 
 # Fields the engine indexes rules by, in the order of the event key tuple: each rule's tests on
 # these alone are decided once per distinct combination of their values, not per event. They
-# are the fields rules test most that take few distinct values in a cluster.
+# are the fields rules test most that take few distinct values in a cluster, and ``kind``, which
+# separates audit events from component-log records (so that neither reaches the other's rules).
 INDEX_FIELDS = (
     "objectRef.resource",
     "objectRef.subresource",
@@ -45,6 +46,7 @@ INDEX_FIELDS = (
     "user.username",
     "userAgent",
     "impersonatedUser.username",
+    "kind",
 )
 
 

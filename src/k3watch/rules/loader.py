@@ -377,10 +377,10 @@ def _info(
     sigma: SigmaRule | SigmaCorrelationRule,
     kind: str,
     audit: tuple[str, tuple[str, ...]] = ("Metadata", ()),
+    logsource: str = "",
 ) -> RuleInfo:
     extension = doc.extension or Extension()
     level = sigma.level.name.lower() if sigma.level is not None else "medium"
-    logsource = ""
     if isinstance(sigma, SigmaRule):
         ls = sigma.logsource
         logsource = "/".join(p for p in (ls.product, ls.service, ls.category) if p)
@@ -472,7 +472,7 @@ def _compile_correlation(
     if kind == "value_count" and not value_field:
         raise RuleError("value_count needs 'field' in its condition", _locate(doc, "'condition'"))
     return CorrelationRule(
-        info=_info(doc, sigma, kind, _inputs_audit(inputs)),
+        info=_info(doc, sigma, kind, _inputs_audit(inputs), _inputs_logsource(inputs)),
         type=kind,
         timespan=float(sigma.timespan.seconds),
         group_by=group_by,
@@ -498,6 +498,12 @@ def _inputs_audit(inputs: list[EventRule | CorrelationRule]) -> tuple[str, tuple
             return level, ()
         resources.update(source.info.audit_resources)
     return level, tuple(sorted(resources))
+
+
+def _inputs_logsource(inputs: list[EventRule | CorrelationRule]) -> str:
+    """A correlation reads the log its inputs read, when they all read the same one."""
+    sources = {source.info.logsource for source in inputs}
+    return sources.pop() if len(sources) == 1 else ""
 
 
 def _aliased(sigma: SigmaCorrelationRule, name: str, ref: SigmaRule | SigmaCorrelationRule) -> str:

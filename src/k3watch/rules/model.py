@@ -17,6 +17,8 @@ AUDIT_LEVELS = ("Metadata", "Request", "RequestResponse")
 CORRELATION_TYPES = ("event_count", "value_count", "temporal", "temporal_ordered")
 # Conditions that can be decided as soon as an event arrives; the others need the window to end.
 RISING_OPS = ("gt", "gte")
+# The logsource product of rules over the nodes' component logs (k3watch.log/v1 records).
+COMPONENT_LOG_PRODUCT = "k3s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,12 @@ class RuleInfo:
     # only looks at some resources, which ("pods", "pods/exec"); empty means any resource.
     audit_level: str = "Metadata"
     audit_resources: tuple[str, ...] = ()
+
+    @property
+    def reads_component_logs(self) -> bool:
+        """Whether the rule reads the nodes' component-log records (logsource product ``k3s``)
+        rather than API-server audit events; such a rule needs no audit policy level."""
+        return self.logsource.split("/", 1)[0] == COMPONENT_LOG_PRODUCT
 
     @property
     def attack_ids(self) -> list[str]:

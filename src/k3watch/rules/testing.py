@@ -3,7 +3,8 @@
 Each case runs through a fresh engine holding the *whole* rule set, so filters, pipelines and
 correlation wiring are exercised exactly as in a scan; the case passes when the rule under test
 matched (or stayed quiet) as the case says. Events may be partial: a missing ``auditID``,
-``stage`` or timestamp is filled in (one second apart, from a fixed start).
+``stage`` or timestamp is filled in (one second apart, from a fixed start). A component-log
+record (``kind: k3watch.log/v1``) gets only its missing ``time`` and ``_key``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k3watch.event import Event, format_time, parse_time
+from k3watch.parse.logs import KIND as LOG_KIND
 from k3watch.rules.engine import Engine
 from k3watch.rules.model import CorrelationRule, Rule, RuleSet, RuleTest
 from k3watch.telemetry import Counters
@@ -94,6 +96,11 @@ def complete_events(events: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
     out = []
     for index, event in enumerate(events):
         raw = copy.deepcopy(event)
+        if raw.get("kind") == LOG_KIND:
+            raw.setdefault("time", format_time(TEST_START + index))
+            raw.setdefault("_key", f"<rule test>@{index}")
+            out.append(raw)
+            continue
         raw.setdefault("kind", "Event")
         raw.setdefault("apiVersion", "audit.k8s.io/v1")
         raw.setdefault("auditID", f"00000000-0000-4000-8000-{index:012d}")
