@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,11 @@ def demo_command(
         shutil.rmtree(data_dir)
     events: list[dict[str, Any]] = []
     attack_start = None
-    for event, scenario in generate_tagged_events(days=days):
+    # The cluster's days end at midnight today (UTC), so the attack afternoon was yesterday and
+    # searches with the usual time windows find it.
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=math.ceil(days))
+    for event, scenario in generate_tagged_events(days=days, start=start):
         events.append(event)
         if scenario and attack_start is None:
             attack_start = event["requestReceivedTimestamp"]
