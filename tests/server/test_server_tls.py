@@ -96,3 +96,8 @@ def test_an_ssl_context_for_clients_requires_tls_1_2(tmp_path: Path) -> None:
     certs = pki(tmp_path)
     context = client_ssl_context(certs / "ca.crt", None, None)
     assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
+
+
+def test_the_first_seen_baseline_is_private_too(start_server: StartServer) -> None:
+    running = start_server()
+    assert (running.data_dir / "first-seen.sqlite").stat().st_mode & 0o077 == 0

@@ -8,6 +8,7 @@ restart does not re-learn; without a file it lives in memory for one run.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections import OrderedDict
 from pathlib import Path
@@ -49,6 +50,9 @@ class BaselineStore:
         self._db: sqlite3.Connection | None = None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+            # Created 0600 before SQLite opens it (the -wal and -shm files take its mode): the
+            # baseline names users, addresses and clients.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             # Built in one thread and used by the server's ingest thread (one at a time).
             self._db = sqlite3.connect(path, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
