@@ -36,6 +36,7 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
+from k3watch.agent.config import AgentConfig
 from k3watch.alert import Severity
 from k3watch.alerting.config import AlertingConfig
 from k3watch.errors import Location, UsageError
@@ -94,6 +95,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     scan: ScanConfig = ScanConfig()
     alerting: AlertingConfig = AlertingConfig()
     server: ServerConfig = ServerConfig()
+    agent: AgentConfig = AgentConfig()
     redaction: RedactionConfig = RedactionConfig()
     source: str = ""  # the file it was read from (set by load_config, not by the file)
 
@@ -160,6 +162,7 @@ def _check_values(config: Config, node: yaml.Node | None, name: str) -> None:
         ("$.scan.min_severity", lambda: Severity.parse(config.scan.min_severity)),
     ]
     checks.append(("$.server", config.server.check))
+    checks.extend(config.agent.checks())
     checks.append(("$.redaction", lambda: Redactor(config.redaction)))
     for path, check in checks:
         try:
@@ -182,7 +185,10 @@ def _relative_to(config: Config, base: Path) -> Config:
         scan = msgspec.structs.replace(scan, baseline=resolve(scan.baseline))
     alerting = config.alerting.relative_to(base)
     server = config.server.relative_to(base)
-    return msgspec.structs.replace(config, rules=rules, scan=scan, alerting=alerting, server=server)
+    agent = config.agent.relative_to(base)
+    return msgspec.structs.replace(
+        config, rules=rules, scan=scan, alerting=alerting, server=server, agent=agent
+    )
 
 
 # --- $env: and $file: references ---

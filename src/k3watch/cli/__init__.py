@@ -1,6 +1,7 @@
 """The ``k3watch`` command line."""
 
 from k3watch.cli import (  # noqa: F401  (each module registers its commands)
+    agent,
     certs,
     demo,
     k3s,
