@@ -53,6 +53,7 @@ class Segment:
     """The file being read: where reading is, its first bytes, what was delivered before."""
 
     __slots__ = (
+        "_fingerprint",
         "head",
         "last_data",
         "live",
@@ -76,9 +77,17 @@ class Segment:
         self.resume: FileResume | None = None
         self.rotated = False  # renamed away while read live: the writer may add a little more
         self.last_data = time.monotonic()
+        self._fingerprint: tuple[bytes, Fingerprint] | None = None
 
     def fingerprint(self) -> Fingerprint:
-        return fingerprint_of(self.head)
+        # Asked for every emitted batch; the head rarely changes, and a SHA-256 per call was a
+        # measurable share of the agent's CPU. ``head`` is replaced, never mutated, on change.
+        cached = self._fingerprint
+        if cached is not None and cached[0] is self.head:
+            return cached[1]
+        value = fingerprint_of(self.head)
+        self._fingerprint = (self.head, value)
+        return value
 
     def take(self, data: bytes) -> None:
         """Account for ``data`` just read."""
