@@ -3,8 +3,9 @@
 A node agent reads from live sources (``audit_file``, ``file``, ``journald``, ``webhook``,
 ``stdin``). Each hands out :class:`Item` values: an event and the :data:`Position` just after
 it. A source never moves its own checkpoint forward when it emits; the agent calls
-:meth:`Source.commit` with the position of the last item of a batch once the server has
-acknowledged that batch. After a crash a source therefore re-delivers the items after the last
+:meth:`Source.commit` with the position of the last item of a batch once that batch is safe:
+fsync'ed in the agent's disk spool, whose own pointer then moves only when the server has
+acknowledged the batch. After a crash a source therefore re-delivers the items after the last
 committed position (at-least-once), and never an item before it.
 
 A position says which records have been delivered, as "everything before ``offset``
@@ -118,8 +119,9 @@ class Source(Protocol):
     ``poll`` returns up to ``max_items`` items, waiting at most ``timeout`` seconds when none
     is ready (0: do not wait). ``done`` turns true once a source run in ``--once`` mode has
     handed out everything there was (and for a stream, at its end); a following source is
-    done only once closed. ``commit`` persists a position the agent got from an item, after
-    the server acknowledged it; positions must be committed in the order they were emitted.
+    done only once closed. ``commit`` persists a position the agent got from an item, once its
+    batch is safe (in the agent's spool, or acknowledged by the server when there is none);
+    positions must be committed in the order they were emitted.
     ``counters`` counts what the source read, emitted, dropped (by reason) and failed.
     """
 
