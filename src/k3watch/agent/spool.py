@@ -39,7 +39,6 @@ import os
 import re
 import secrets
 import struct
-import tempfile
 import threading
 import zlib
 from collections.abc import Sequence
@@ -50,6 +49,7 @@ from typing import Any
 import orjson
 import zstandard
 
+from k3watch.durable import fsync_directory, write_atomically
 from k3watch.event import format_time
 from k3watch.telemetry import Counters
 
@@ -308,7 +308,7 @@ class Spool:
 
     def _new_id(self) -> str:
         spool_id = secrets.token_hex(4)
-        self._write_atomically(self.directory / ID_FILE, spool_id.encode())
+        write_atomically(self.directory / ID_FILE, spool_id.encode())
         return spool_id
 
     def _load_acked(self) -> Cursor:
@@ -378,24 +378,11 @@ class Spool:
             self._path(number), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600
         )
         self._sizes[number] = 0
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
 
     def _delete(self, number: int) -> None:
         self._path(number).unlink(missing_ok=True)
         self._sizes.pop(number, None)
-
-    def _write_atomically(self, path: Path, data: bytes) -> None:
-        fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        _fsync_directory(self.directory)
 
     def _scan(self, number: int, start: int, *, verify: bool = False) -> _Scan:
         """Read the frame headers of segment ``number`` from ``start`` (and check the
@@ -608,7 +595,7 @@ class Spool:
 
     def _store_acked(self) -> None:
         segment, offset = self._acked
-        self._write_atomically(
+        write_atomically(
             self.directory / ACKED_FILE, orjson.dumps({"segment": segment, "offset": offset})
         )
 
@@ -747,11 +734,3 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
             views.pop(0)
         if views and written:
             views[0] = views[0][written:]
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

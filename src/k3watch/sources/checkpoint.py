@@ -8,8 +8,6 @@ they name log files and journal cursors, which are nobody else's business.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from urllib.parse import quote
 
 import orjson
 
+from k3watch.durable import write_atomically
 from k3watch.errors import InputError, Location
 from k3watch.sources.base import FilePosition, Fingerprint, HeldRecord, JournalPosition, Position
 
@@ -77,32 +76,12 @@ class CheckpointStore:
         final = self.path_for(name)
         with self._lock:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            # mkstemp creates the file with mode 0600.
-            fd, temporary = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(data)
-                    out.flush()
-                    os.fsync(out.fileno())
-                os.replace(temporary, final)
-            except BaseException:
-                Path(temporary).unlink(missing_ok=True)
-                raise
-            _fsync_directory(self.directory)
+            write_atomically(final, data)
 
     def remove(self, name: str) -> None:
         """Forget source ``name``'s checkpoint (it starts afresh next time)."""
         with self._lock:
             self.path_for(name).unlink(missing_ok=True)
-
-
-def _fsync_directory(directory: Path) -> None:
-    # The rename is only durable once the directory entry is on disk.
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def position_to_json(position: FilePosition | JournalPosition) -> dict[str, Any]:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import difflib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from k3watch.durable import write_atomically
 from k3watch.errors import K3watchError
 from k3watch.policy.k3s import audit_policy
 from k3watch.policy.k3s.apiserver import AUDIT_FLAGS, FlagValue, resolve_flags
@@ -328,7 +328,7 @@ def apply_plan(plan: Plan, now: datetime | None = None) -> list[str]:
         if change.exists:
             backup = _backup(host, stamp)
             line = f"replace {change.path} (backup: {plan.layout.node(backup)})"
-        _write_atomically(host, change.new or "", change.mode or 0o600)
+        write_atomically(host, (change.new or "").encode("utf-8"), change.mode or 0o600)
         done.append(line)
     return done
 
@@ -341,26 +341,6 @@ def _backup(path: Path, stamp: str) -> Path:
         counter += 1
     shutil.copy2(path, target)
     return target
-
-
-def _write_atomically(path: Path, text: str, mode: int) -> None:
-    # The temporary name starts with '.' and ends in '.tmp': K3s never reads it as a drop-in.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the rename itself survives a power cut
-    finally:
-        os.close(directory)
 
 
 def next_steps(plan: Plan) -> list[str]:
