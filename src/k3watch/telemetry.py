@@ -31,6 +31,10 @@ class Counters:
     def by_reason(self, name: str) -> dict[str, int]:
         return {r: v for (n, r), v in sorted(self._values.items()) if n == name and r}
 
+    def items(self) -> list[tuple[str, str, int]]:
+        """Every counter as (name, reason or "", value), sorted (for exporters)."""
+        return [(name, reason, value) for (name, reason), value in sorted(self._values.items())]
+
     def snapshot(self) -> dict[str, int]:
         """Every counter as ``component_name`` or ``component_name{reason}``."""
         return {

@@ -47,7 +47,8 @@ class Running:
 
     def delivered(self) -> list[dict[str, Any]]:
         """Alerts the JSON-lines destination received."""
-        self.runtime.dispatcher.flush() if self.runtime.dispatcher else None
+        if self.runtime.dispatcher is not None:
+            self.runtime.dispatcher.flush()
         if not self.alerts_file.exists():
             return []
         return [msgspec.json.decode(line) for line in self.alerts_file.read_bytes().splitlines()]

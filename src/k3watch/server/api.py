@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from k3watch.alerting.silence import format_matcher, parse_matcher
+from k3watch.errors import UsageError
 from k3watch.event import format_time, parse_time
 from k3watch.rules.extension import parse_duration
 from k3watch.server.runtime import Runtime
@@ -445,8 +446,6 @@ def router(runtime: Runtime) -> APIRouter:
 
     @api.post("/tokens", response_model=TokenOut, status_code=201, tags=["tokens"])
     async def create_token(body: TokenIn, _: Annotated[TokenInfo, Depends(admin)]) -> TokenOut:
-        from k3watch.errors import UsageError
-
         expires = time.time() + parse_duration(body.expires) if body.expires else None
         try:
             token, secret = await run_in_threadpool(
@@ -458,8 +457,6 @@ def router(runtime: Runtime) -> APIRouter:
 
     @api.delete("/tokens/{id_or_name}", response_model=TokenOut, tags=["tokens"])
     async def revoke_token(id_or_name: str, _: Annotated[TokenInfo, Depends(admin)]) -> TokenOut:
-        from k3watch.errors import UsageError
-
         try:
             token = await run_in_threadpool(runtime.tokens.revoke, id_or_name)
         except (UsageError, KeyError) as exc:

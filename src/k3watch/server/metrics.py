@@ -39,7 +39,7 @@ class RuntimeCollector(Collector):
             sets.extend(t.destination.counters for t in runtime.dispatcher.targets)
         families: dict[str, CounterMetricFamily] = {}
         for counters in sets:
-            for (name, reason), value in sorted(counters._values.items()):
+            for name, reason, value in counters.items():
                 metric = _NAME.sub("_", f"k3watch_{counters.component}_{name}")
                 family = families.get(metric)
                 if family is None:

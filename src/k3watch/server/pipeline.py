@@ -13,16 +13,17 @@ import logging
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import orjson
 
 from k3watch.alert import Alert
 from k3watch.alerting.delivery import AlertContext, Dispatcher
 from k3watch.alerting.silence import ActiveSilences, alert_labels
 from k3watch.alerting.suppress import Suppressor
-from k3watch.errors import InputError
+from k3watch.errors import InputError, Location
 from k3watch.event import Event, parse_time
 from k3watch.parse.audit import AuditParser
 from k3watch.redact import Redactor
@@ -260,7 +261,7 @@ class Pipeline:
         if request.format == "audit":
             parser = AuditParser(self.counters, rejected, max_event_bytes=self.max_event_bytes)
             return list(parser.parse_bytes(request.body, name))
-        return _log_events(request.body, name, self.max_event_bytes, rejected, self.counters)
+        return _log_events(request.body, name, self.max_event_bytes, rejected)
 
     def _on_alert(
         self,
@@ -353,13 +354,8 @@ def _log_events(
     name: str,
     max_event_bytes: int,
     rejected: Callable[[InputError], None],
-    counters: Counters,
 ) -> list[Event]:
     """Component-log events: one JSON object per line (as the agent sends them)."""
-    import orjson
-
-    from k3watch.errors import Location
-
     events: list[Event] = []
     for number, line in enumerate(body.splitlines(), 1):
         if not line.strip():
@@ -382,7 +378,3 @@ def _log_events(
             truncated = True
         events.append(Event(obj, name, number, truncated=truncated))
     return events
-
-
-def new_batch_id() -> str:
-    return uuid.uuid4().hex

@@ -18,11 +18,12 @@ from k3watch.alerting.silence import ActiveSilences
 from k3watch.config import Config, parse_size
 from k3watch.redact import Redactor
 from k3watch.rules.engine import Engine
+from k3watch.rules.extension import parse_duration
 from k3watch.rules.firstseen import BaselineStore
 from k3watch.rules.model import RuleSet
 from k3watch.server.auth import Auth, RateLimiter
 from k3watch.server.pipeline import Pipeline
-from k3watch.server.tokens import TokenStore
+from k3watch.server.tokens import Role, TokenStore
 from k3watch.store.base import RetentionPolicy, Store
 from k3watch.store.sqlite import SqliteStore
 from k3watch.telemetry import Counters
@@ -78,8 +79,6 @@ class Runtime:
             if config.alerting.destinations
             else None
         )
-        from k3watch.rules.extension import parse_duration
-
         pipeline = Pipeline(
             store,
             ruleset,
@@ -127,8 +126,6 @@ class Runtime:
         self.store.close()
 
     def retention_policy(self) -> RetentionPolicy:
-        from k3watch.rules.extension import parse_duration
-
         retention = self.config.server.retention
         return RetentionPolicy(
             max_age={k: parse_duration(v) for k, v in retention.max_age.items()},
@@ -136,8 +133,6 @@ class Runtime:
         )
 
     def _retain(self) -> None:
-        from k3watch.rules.extension import parse_duration
-
         interval = parse_duration(self.config.server.retention.interval)
         policy = self.retention_policy()
         while not self._stop.wait(interval):
@@ -167,8 +162,6 @@ def tune_gc() -> None:
 
 def first_admin_token(tokens: TokenStore) -> str | None:
     """A new admin token when the server has none yet (shown once), else None."""
-    from k3watch.server.tokens import Role
-
     if any(t.role is Role.ADMIN and not t.revoked for t in tokens.list()):
         return None
     _, secret = tokens.create(f"admin-{os.getpid()}", Role.ADMIN)
