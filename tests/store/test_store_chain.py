@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests.store.helpers import T0, audit, batch, incoming, keys, open_store, wait_for_merge
 
-from k3watch.store.base import AggregateQuery, EventQuery, RetentionPolicy
+from k3watch.store.base import AggregateQuery, Batch, EventQuery, RetentionPolicy
 from k3watch.store.sqlite import SqliteStore
 
 HOUR = 3600.0
@@ -292,3 +292,29 @@ def test_retention_drops_stale_key_entries_and_returns_space(
         free = db.execute("PRAGMA freelist_count").fetchone()[0]
         assert free <= retention.KEEP_FREE * db.execute("PRAGMA page_count").fetchone()[0]
         assert store.verify().problem is None
+
+
+def test_rows_encoded_elsewhere_with_an_older_dictionary_verify_and_read_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An encoder can lag the writer by a dictionary (a worker encoded the batch while a new
+    one was trained): the rows keep the dictionary they were compressed with, and the chain
+    records that dictionary."""
+    from k3watch.store import codec
+
+    monkeypatch.setattr(codec, "FIRST_TRAINING", 100)
+    with open_store(tmp_path) as store:
+        before = store.encoder()
+        fill(store, 8)
+        after = store.encoder()
+        assert (before.dict_id, after.dict_id) == (0, 1)
+        for name, encoder, n in (("old", before, 900), ("new", after, 950)):
+            events = [incoming(audit(n + i, T0 + i), T0 + i) for i in range(20)]
+            rows = encoder.encode(events)
+            assert store.unseen(rows) == [True] * 20
+            result = store.write(Batch(name, "prod", "server-1", "audit", rows, T0))
+            assert (result.stored, result.duplicates) == (20, 0)
+            assert store.get_event(events[3].key) is not None
+        again = store.write(Batch("again", "prod", "server-1", "audit", after.encode(events)))
+        assert (again.stored, again.duplicates) == (0, 20)
+    assert verify(tmp_path / "store.sqlite") is None

@@ -57,6 +57,22 @@ class IncomingEvent:
     truncated: bool = False
 
 
+class Encoded(Protocol):
+    """Events in a store's own row form, made by its ``Encoder`` away from the writer."""
+
+    @property
+    def keys(self) -> Sequence[str]: ...
+
+    def __len__(self) -> int: ...
+
+
+class Encoder(Protocol):
+    """The per-event half of a store's write (field extraction, compression, key hashes):
+    picklable and stateless, so that it runs in worker processes while the writer inserts."""
+
+    def encode(self, events: Sequence[IncomingEvent]) -> Encoded: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     """Events from one sender and source, written together and chained by hash."""
@@ -65,7 +81,8 @@ class Batch:
     cluster: str
     node: str
     source: str
-    events: Sequence[IncomingEvent]
+    events: Sequence[IncomingEvent] | Encoded
+    """The events, or their rows from this store's ``Encoder``."""
     received: float = 0.0
 
 
@@ -292,8 +309,13 @@ class Store(Protocol):
     """Where the server keeps events and alerts. ``write`` is called from one thread; every
     other method may be called from any thread."""
 
-    def unseen(self, keys: Sequence[str]) -> list[bool]:
-        """Per key: True when no event with this key is stored yet."""
+    def unseen(self, events: Sequence[str] | Encoded) -> list[bool]:
+        """Per key (or event of an encoded batch): True when no event with this key is stored
+        yet."""
+        ...
+
+    def encoder(self) -> Encoder:
+        """An encoder for batches written next (it may be used in another process)."""
         ...
 
     def write(self, batch: Batch, alerts: Sequence[AlertRecord] = ()) -> WriteResult:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -110,8 +112,12 @@ class Compressor:
     def __init__(self, dict_id: int, data: bytes | None) -> None:
         self.dict_id = dict_id
         self.sha = hashlib.sha256(data).digest() if data is not None else bytes(32)
-        dictionary = zstandard.ZstdCompressionDict(data) if data is not None else None
-        self._cctx = zstandard.ZstdCompressor(dict_data=dictionary, compression_params=_params())
+        params = _params()
+        dictionary = None
+        if data is not None:
+            dictionary = zstandard.ZstdCompressionDict(data)
+            dictionary.precompute_compress(compression_params=params)  # not reloaded per frame
+        self._cctx = zstandard.ZstdCompressor(dict_data=dictionary, compression_params=params)
 
     def compress(self, envelopes: Sequence[bytes]) -> list[bytes]:
         if len(envelopes) < 8:
@@ -248,3 +254,98 @@ def extract(
         text if _type(text) is _str else None,
         code if _type(code) is _int and -_INT_LIMIT < code < _INT_LIMIT else 0,
     )
+
+
+@dataclass(slots=True)
+class Rows:
+    """A batch's events as the writer inserts them, computed away from it (``RowEncoder``):
+    key, key hash, time, field values, compressed envelope and truncation flag per event, and
+    the dictionary every frame was compressed with."""
+
+    keys: list[str]
+    hashes: list[int]
+    times: list[float]
+    fields: list[Fields]
+    frames: list[bytes]
+    truncated: list[bool]
+    dict_id: int
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def select(self, keep: Sequence[bool]) -> Rows:
+        """The rows whose flag in ``keep`` is true."""
+
+        def pick(column: list[Any]) -> list[Any]:
+            return [value for value, wanted in zip(column, keep, strict=True) if wanted]
+
+        return Rows(
+            pick(self.keys),
+            pick(self.hashes),
+            pick(self.times),
+            pick(self.fields),
+            pick(self.frames),
+            pick(self.truncated),
+            self.dict_id,
+        )
+
+
+def encode_rows(
+    events: Sequence[IncomingEvent], compressor: Compressor, hashes: list[int] | None = None
+) -> Rows:
+    """The rows of ``events``, compressed with ``compressor``'s dictionary (``hashes``: their
+    key hashes, when the caller has them)."""
+    keys = [e.key for e in events]
+    return Rows(
+        keys,
+        hashes if hashes is not None else list(map(key_hash, keys)),
+        [e.time for e in events],
+        [extract(e.raw) for e in events],
+        compressor.compress([envelope(e) for e in events]),
+        [e.truncated for e in events],
+        compressor.dict_id,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RowEncoder:
+    """Encodes events into ``Rows`` in any process (it pickles as a path and a dictionary id):
+    the dictionary is read from the store file once per process and kept."""
+
+    path: str
+    dict_id: int
+
+    def encode(self, events: Sequence[IncomingEvent]) -> Rows:
+        rows = encode_rows(events, _compressor(self.path, self.dict_id))
+        # One object per distinct value: the rows cross to the writer's process pickled, and
+        # pickle sends an object it has seen as a reference (most values repeat in a batch).
+        seen: dict[object, Any] = {}
+        same = seen.setdefault
+        rows.fields = [tuple(map(same, values, values)) for values in rows.fields]
+        return rows
+
+
+_local = threading.local()
+
+
+def _compressor(path: str, dict_id: int) -> Compressor:
+    """This thread's compressor for a dictionary of the store at ``path``."""
+    cache: dict[tuple[str, int], Compressor] | None = getattr(_local, "compressors", None)
+    if cache is None:
+        cache = _local.compressors = {}
+    found = cache.get((path, dict_id))
+    if found is None:
+        data = None
+        if dict_id:
+            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                row = db.execute("SELECT data FROM dicts WHERE id = ?", (dict_id,)).fetchone()
+            finally:
+                db.close()
+            if row is None:
+                raise LookupError(f"{path}: no compression dictionary {dict_id}")
+            data = bytes(row[0])
+        if len(cache) >= 4:  # older dictionaries are not used for new events again
+            cache.clear()
+        found = cache[path, dict_id] = Compressor(dict_id, data)
+    return found

@@ -26,6 +26,7 @@ import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import cast
 
 from k3watch.store import alerts_db, chain, codec, retention
 from k3watch.store import query as queries
@@ -38,6 +39,7 @@ from k3watch.store.base import (
     Batch,
     Bucket,
     ChainReport,
+    Encoded,
     EventPage,
     EventQuery,
     RetentionPolicy,
@@ -176,10 +178,13 @@ class SqliteStore:
 
     # --- events ---
 
-    def unseen(self, keys: Sequence[str]) -> list[bool]:
+    def unseen(self, events: Sequence[str] | Encoded) -> list[bool]:
         writer = self._writer_or_fail()
         with self._writing:
-            return writer.unseen(keys)
+            return writer.unseen(cast(Sequence[str] | codec.Rows, events))
+
+    def encoder(self) -> codec.RowEncoder:
+        return codec.RowEncoder(str(self.path), self._writer_or_fail().compressor.dict_id)
 
     def write(self, batch: Batch, alerts: Sequence[AlertRecord] = ()) -> WriteResult:
         writer = self._writer_or_fail()

@@ -24,14 +24,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from math import fsum, isfinite
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from k3watch.store import alerts_db, codec, postings
 from k3watch.store.base import AlertRecord, Batch, IncomingEvent, WriteResult
 from k3watch.store.chain import GENESIS, batch_digest, chain_hash, vocab_digest
-from k3watch.store.codec import envelope, extract, key_hash
+from k3watch.store.codec import key_hash
 from k3watch.store.maintenance import train_dictionary
 from k3watch.store.sqlite_schema import Layout, add_meta, read_meta, set_meta
 from k3watch.store.vocab import Added, Vocabulary
@@ -76,6 +76,7 @@ class Writer:
         """Keys of ids up to this are in ``keyidx`` (set by the maintenance thread)."""
         self.new_compressor: codec.Compressor | None = None
         """A compressor with a newer dictionary (set by the maintenance thread)."""
+        self.dict_shas: dict[int, bytes] = {}
         self.load()
 
     # --- state ---
@@ -162,51 +163,64 @@ class Writer:
                     found.add(hits[int(event_id)])
         return found
 
-    def unseen(self, keys: Sequence[str]) -> list[bool]:
+    def unseen(self, given: Sequence[str] | codec.Rows) -> list[bool]:
         self._refresh()
-        hashes = list(map(key_hash, keys))
+        keys: Sequence[str] = given.keys if isinstance(given, codec.Rows) else given
+        hashes = given.hashes if isinstance(given, codec.Rows) else list(map(key_hash, keys))
         found = self.stored(hashes)
         flags = [h not in found for h in hashes]
         # write() usually follows with the same keys: it reuses these answers
         self.unseen_cache = dict(zip(keys, zip(hashes, flags, strict=True), strict=True))
         return flags
 
-    def _new_events(self, events: Sequence[IncomingEvent]) -> tuple[list[int], list[bool]]:
-        """Key hashes of the batch's events and whether each is new (the first of its key)."""
+    def _hashes(self, keys: Sequence[str]) -> list[int]:
         cache = self.unseen_cache
-        keys = [e.key for e in events]
         if cache and all(k in cache for k in keys):
-            hashes = [cache[k][0] for k in keys]
+            return [cache[k][0] for k in keys]
+        return list(map(key_hash, keys))
+
+    def _new(self, keys: Sequence[str], hashes: list[int]) -> list[bool]:
+        """Whether each event is new: the first of its key, which is not stored yet."""
+        cache = self.unseen_cache
+        if cache and all(k in cache for k in keys):
             found = {h for h, fresh in cache.values() if not fresh}
         else:
-            hashes = list(map(key_hash, keys))
             found = self.stored(hashes)
         if not found and len(set(hashes)) == len(hashes):
-            return hashes, [True] * len(hashes)
+            return [True] * len(hashes)
         new: list[bool] = []
         taken: set[int] = set()
         for h in hashes:
             new.append(h not in found and h not in taken)
             taken.add(h)
-        return hashes, new
+        return new
 
     # --- writing ---
 
     def write(self, batch: Batch, alerts: Sequence[AlertRecord], now: float) -> WriteResult:
+        """Store the batch's new events (``IncomingEvent``s, or ``Rows`` encoded elsewhere)."""
         db = self.db
         self._refresh()
-        events = batch.events
+        given = batch.events
+        total = len(given)
         try:
             if db.execute("SELECT 1 FROM batches WHERE batch_id = ?", (batch.batch_id,)).fetchone():
                 self.counters.inc("retried_batches")
-                return WriteResult(0, len(events), (False,) * len(events), None)
-            hashes, new = self._new_events(events)
-            if len(hashes) != sum(new):
-                events = [e for e, fresh in zip(events, new, strict=True) if fresh]
-                hashes = [h for h, fresh in zip(hashes, new, strict=True) if fresh]
-            if not events and not alerts:
-                return WriteResult(0, len(batch.events), tuple(new), None)
-            prepared = self._prepare(batch, events, hashes, now)
+                return WriteResult(0, total, (False,) * total, None)
+            if isinstance(given, codec.Rows):
+                new = self._new(given.keys, given.hashes)
+                rows = given if all(new) else given.select(new)
+            else:
+                events = cast(Sequence[IncomingEvent], given)
+                hashes = self._hashes([e.key for e in events])
+                new = self._new([e.key for e in events], hashes)
+                if not all(new):
+                    events = [e for e, fresh in zip(events, new, strict=True) if fresh]
+                    hashes = [h for h, fresh in zip(hashes, new, strict=True) if fresh]
+                rows = codec.encode_rows(events, self.compressor, hashes)
+            if not rows.keys and not alerts:
+                return WriteResult(0, total, tuple(new), None)
+            prepared = self._prepare(batch, rows, now)
             with self.lock():
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -226,45 +240,57 @@ class Writer:
         self.next_id += count
         self.events += count
         if count:
-            self.tail.update(hashes)
-            self.tail_h.extend(hashes)
+            self.tail.update(rows.hashes)
+            self.tail_h.extend(rows.hashes)
             self.tail_ids.extend(columns[0])
             self._gather(columns)
             self._seal_full()
             if self.compressor.dict_id == 0 and self.next_id > self.next_training:
                 self._first_dictionary()
-        return WriteResult(count, len(batch.events) - count, tuple(new), self.seq)
+        return WriteResult(count, total - count, tuple(new), self.seq)
 
-    def _prepare(
-        self, batch: Batch, events: Sequence[IncomingEvent], hashes: list[int], now: float
-    ) -> _Prepared:
+    def _dict_sha(self, dict_id: int) -> bytes:
+        """sha256 of the dictionary ``dict_id`` (what the chain records of it)."""
+        if dict_id == self.compressor.dict_id:
+            return self.compressor.sha
+        if not dict_id:
+            return bytes(32)
+        sha = self.dict_shas.get(dict_id)
+        if sha is None:
+            row = self.db.execute("SELECT sha FROM dicts WHERE id = ?", (dict_id,)).fetchone()
+            if row is None:
+                raise LookupError(f"events compressed with an unknown dictionary {dict_id}")
+            sha = self.dict_shas[dict_id] = bytes(row[0])
+        return sha
+
+    def _prepare(self, batch: Batch, rows: codec.Rows, now: float) -> _Prepared:
         """Everything a batch needs, computed before taking the lock."""
-        compressor = self.compressor
-        count = len(events)
-        frames = compressor.compress([envelope(e) for e in events])
+        count = len(rows)
+        frames = rows.frames
         added = Added()
         org = self.vocab.origin(batch.cluster, batch.node, batch.source, added)
-        values = [extract(e.raw) for e in events]
-        ids = self.vocab.columns(values, added)
+        ids = self.vocab.columns(rows.fields, added)
         first = self.next_id
         columns: list[list[Any]] = [
             list(range(first, first + count)),
-            hashes,
-            _times(events),
+            rows.hashes,
+            _times(rows.times),
             self.vocab.kinds_of(org, ids[1], ids[6], ids[9], ids[7], added),
             *(ids[k] for k in (0, 2, 3, 4, 5, 8)),
         ]
-        z = compressor.dict_id << 1
-        columns.append(
-            [z | 1 if e.truncated else z for e in events]
-            if any(e.truncated for e in events)
-            else [z] * count
-        )
+        z = rows.dict_id << 1
+        truncated = rows.truncated
+        columns.append([z | 1 if t else z for t in truncated] if any(truncated) else [z] * count)
         times = columns[2]
         first_id = first if count else None
         last_id = first + count - 1 if count else None
         digest = batch_digest(
-            first_id, last_id, count, compressor.sha if count else bytes(32), columns, frames
+            first_id,
+            last_id,
+            count,
+            self._dict_sha(rows.dict_id) if count else bytes(32),
+            columns,
+            frames,
         )
         vocab = vocab_digest(added.strings, added.origins, added.kinds)
         seq = self.seq + 1
@@ -394,9 +420,8 @@ class Writer:
             self.counters.inc("dictionaries")
 
 
-def _times(events: Sequence[IncomingEvent]) -> list[float]:
+def _times(times: list[float]) -> list[float]:
     """Event times, with NaN, infinities and absurd values (beyond ``MAX_TIME``) as 0."""
-    times = [e.time for e in events]
     if times and min(times) > -MAX_TIME and max(times) < MAX_TIME and isfinite(fsum(times)):
         return times
     return [t if -MAX_TIME < t < MAX_TIME else 0.0 for t in times]
