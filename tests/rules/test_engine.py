@@ -224,3 +224,38 @@ def test_an_alert_without_times_has_empty_time_strings() -> None:
     data = alert.to_dict()
     assert data["first_seen"] == data["last_seen"] == ""
     assert data["severity"] == "low"
+
+
+# --- the stateless half elsewhere ---------------------------------------------------------------
+
+
+def test_matching_apart_and_feeding_the_matches_gives_the_same_alerts() -> None:
+    """The server matches in worker processes (``Matcher``) and feeds the matches, batch by
+    batch, to the engine that keeps the state (``Engine.matched`` / ``passed``): the alerts are
+    those of ``Engine.process`` on the same stream."""
+    from k3watch.rules.engine import Matcher
+    from k3watch.rules.loader import load_rules
+    from k3watch.sample import generate_tagged_events
+
+    ruleset = load_rules()
+    stream = [Event(raw, "day", n) for n, (raw, _) in enumerate(generate_tagged_events(days=1.0))]
+
+    whole = Engine(ruleset)
+    expected = [a for e in stream for a in whole.process(e)]
+
+    apart, matcher = Engine(ruleset), Matcher(ruleset, EngineOptions().skip_stages)
+    got: list[Alert] = []
+    for start in range(0, len(stream), 250):
+        part = stream[start : start + 250]
+        times = [e.time for e in part if e.time is not None]
+        got.extend(apart.passed(0, times[0], None))
+        for event in part:
+            if not matcher.skips(event.raw):
+                got.extend(apart.matched(event, matcher.match(event.raw)))
+        got.extend(apart.passed(len(part), None, max(times)))
+
+    def summary(alerts: list[Alert]) -> list[tuple[str, str, int]]:
+        return sorted((a.rule_id, a.fingerprint, a.count) for a in alerts)
+
+    assert len(expected) > 20
+    assert summary(got) == summary(expected)

@@ -44,6 +44,67 @@ class EngineOptions:
     dedup_requests: int = 100_000  # (auditID, rule) pairs remembered to count a request once
 
 
+class Matcher:
+    """The stateless half of the engine: which event rules an event matches.
+
+    It holds only caches, so the server runs one per worker process, in parallel, and hands
+    the matches to the one ``Engine`` that keeps the state (``Engine.matched``).
+    """
+
+    def __init__(self, ruleset: RuleSet, skip_stages: frozenset[str]) -> None:
+        self._rules = list(ruleset.event_rules)
+        self._skip_stages = skip_stages
+        self._cache: dict[object, tuple[tuple[EventRule, Predicate], ...]] = {}
+
+    def skips(self, raw: dict[str, Any]) -> bool:
+        """Whether the event's stage never reaches the rules."""
+        return raw.get("stage") in self._skip_stages
+
+    def match(self, raw: dict[str, Any]) -> list[EventRule]:
+        """The rules whose detection ``raw`` satisfies (first-seen and correlations aside)."""
+        key = index_key(raw)
+        try:
+            candidates = self._cache[key]
+        except KeyError:
+            candidates = self._candidates(key)
+        except TypeError:  # an unhashable (malformed) value: no index, full detections
+            candidates = self._candidates(NO_KEY)
+        if not candidates:
+            return []
+        return [rule for rule, predicate in candidates if predicate(raw)]
+
+    def candidates_for(self, raw: dict[str, Any]) -> tuple[EventRule, ...]:
+        """The rules the index selects for ``raw`` (for tests and diagnostics)."""
+        key = index_key(raw)
+        try:
+            hash(key)
+        except TypeError:
+            key = NO_KEY
+        return tuple(rule for rule, _ in self._candidates(key))
+
+    def _candidates(self, key: object) -> tuple[tuple[EventRule, Predicate], ...]:
+        """The rules to try for an index key, each with the predicate to run on the event.
+
+        What the key fields decide is decided here, once for the key (see rules.index); the
+        event then runs only the rest. Events the key cannot stand for (``NO_KEY``) run every
+        rule's full detection.
+        """
+        if not isinstance(key, tuple):
+            result = tuple((rule, rule.predicate) for rule in self._rules)
+        else:
+            probe = probe_event(key)
+            chosen = []
+            for rule in self._rules:
+                predicate = residual_predicate(rule, probe)
+                if predicate is not None:
+                    chosen.append((rule, predicate))
+            result = tuple(chosen)
+        if len(self._cache) >= MAX_INDEX_KEYS:  # bounded even if a client invents values
+            self._cache.clear()
+        self._cache[key] = result
+        return result
+
+
 class Engine:
     """Evaluates a ``RuleSet`` on a stream of events, in event-time order."""
 
@@ -61,7 +122,8 @@ class Engine:
         self.baseline = baseline or BaselineStore()
         self.clock: float | None = None
         self._rules = list(ruleset.event_rules)
-        self._cache: dict[object, tuple[tuple[EventRule, Predicate], ...]] = {}
+        self._by_index = {rule.index: rule for rule in self._rules}
+        self.matcher = Matcher(ruleset, self.options.skip_stages)
         # (auditID, rule) pairs already matched, oldest first (dicts keep insertion order).
         self._seen_requests: dict[tuple[str, int], None] = {}
         self._last_sweep = float("-inf")
@@ -94,20 +156,30 @@ class Engine:
         self._events += 1
         if not self._events & 1023 or self.clock is None:  # the first event starts the clock
             self._tick(event.time)
-        key = index_key(raw)
-        try:
-            candidates = self._cache[key]
-        except KeyError:
-            candidates = self._candidates(key)
-        except TypeError:  # an unhashable (malformed) value: no index, full detections
-            candidates = self._candidates(NO_KEY)
-        if not candidates and not self._pending:
-            return _NO_ALERTS
-        for rule, predicate in candidates:
-            if predicate(raw):
-                self._matched(rule, event)
+        return self.matched(event, self.matcher.match(raw))
+
+    def matched(self, event: Event, rules: Sequence[EventRule]) -> Sequence[Alert]:
+        """Feed an event with the rules it matched (``Matcher.match``, perhaps run in another
+        process); return the raw alerts produced."""
+        for rule in rules:
+            self._matched(rule, event)
         if not self._pending:
             return _NO_ALERTS
+        out, self._pending = self._pending, []
+        return out
+
+    def rule(self, index: int) -> EventRule:
+        """The event rule with this ``EventRule.index``."""
+        return self._by_index[index]
+
+    def passed(self, count: int, first: float | None, last: float | None) -> Sequence[Alert]:
+        """Account for ``count`` events, from ``first`` to ``last`` in event time, whose matches
+        were fed separately: the first event ever starts the clock, the last moves it; return
+        the alerts of the windows that closed."""
+        if self.clock is None:
+            self._tick(first)
+        self._events += count
+        self._tick(last)
         out, self._pending = self._pending, []
         return out
 
@@ -132,36 +204,9 @@ class Engine:
 
     def candidates_for(self, event: Event) -> tuple[EventRule, ...]:
         """The rules the index selects for ``event`` (for tests and diagnostics)."""
-        key = index_key(event.raw)
-        try:
-            hash(key)
-        except TypeError:
-            key = NO_KEY
-        return tuple(rule for rule, _ in self._candidates(key))
+        return self.matcher.candidates_for(event.raw)
 
     # --- internals ---
-
-    def _candidates(self, key: object) -> tuple[tuple[EventRule, Predicate], ...]:
-        """The rules to try for an index key, each with the predicate to run on the event.
-
-        What the key fields decide is decided here, once for the key (see rules.index); the
-        event then runs only the rest. Events the key cannot stand for (``NO_KEY``) run every
-        rule's full detection.
-        """
-        if not isinstance(key, tuple):
-            result = tuple((rule, rule.predicate) for rule in self._rules)
-        else:
-            probe = probe_event(key)
-            chosen = []
-            for rule in self._rules:
-                predicate = residual_predicate(rule, probe)
-                if predicate is not None:
-                    chosen.append((rule, predicate))
-            result = tuple(chosen)
-        if len(self._cache) >= MAX_INDEX_KEYS:  # bounded even if a client invents values
-            self._cache.clear()
-        self._cache[key] = result
-        return result
 
     def _matched(self, rule: EventRule, event: Event) -> None:
         audit_id = event.raw.get("auditID")

@@ -36,6 +36,7 @@ from k3watch.rules.model import (
     CorrelationRule,
     EventRule,
     RuleInfo,
+    RuleOrigin,
     RuleSet,
 )
 
@@ -77,7 +78,15 @@ def load_rules(
     ``documents`` are more Sigma documents given as data, each with a label saying where it
     comes from (the configuration's allowlist entries become filters this way).
     """
-    ruleset = RuleSet()
+    ruleset = RuleSet(
+        origin=RuleOrigin(
+            tuple(str(p) for p in paths),
+            builtin,
+            tuple(str(p) for p in pipelines),
+            tuple((k, tuple(v)) for k, v in (placeholders or {}).items()),
+            tuple(documents),
+        )
+    )
     docs: list[_Doc] = [_Doc(data, None, Location(label), False) for data, label in documents]
     sources: list[tuple[Path, bool]] = []
     if builtin:

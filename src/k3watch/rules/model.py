@@ -169,6 +169,29 @@ class CorrelationRule:
 Rule = EventRule | CorrelationRule
 
 
+@dataclass(frozen=True, slots=True)
+class RuleOrigin:
+    """The arguments of ``rules.loader.load_rules`` that made a rule set (picklable)."""
+
+    paths: tuple[str, ...]
+    builtin: bool
+    pipelines: tuple[str, ...]
+    placeholders: tuple[tuple[str, tuple[str, ...]], ...]
+    documents: tuple[tuple[dict[str, Any], str], ...]
+
+    def load(self) -> RuleSet:
+        """The same rules again (from the files as they are now)."""
+        from k3watch.rules.loader import load_rules  # the loader imports this module
+
+        return load_rules(
+            self.paths,
+            builtin=self.builtin,
+            pipelines=self.pipelines,
+            placeholders={name: list(values) for name, values in self.placeholders},
+            documents=self.documents,
+        )
+
+
 @dataclass(slots=True)
 class RuleSet:
     """Every rule that loaded, in dependency order, plus the errors of those that did not."""
@@ -178,6 +201,8 @@ class RuleSet:
     errors: list[RuleError] = field(default_factory=list)
     warnings: list[RuleError] = field(default_factory=list)
     filters: int = 0
+    origin: RuleOrigin | None = None
+    """How the set was loaded, so that another process can load the same rules."""
 
     def all(self) -> list[Rule]:
         return [*self.event_rules, *self.correlations]
