@@ -276,7 +276,7 @@ class Event:
     and response bodies were dropped (the metadata is kept, so metadata rules still work).
     """
 
-    __slots__ = ("_time", "_timed", "item", "line", "raw", "source", "truncated")
+    __slots__ = ("_time", "_timed", "data", "item", "line", "raw", "source", "truncated")
 
     def __init__(
         self,
@@ -285,12 +285,17 @@ class Event:
         line: int = 0,
         item: int | None = None,
         truncated: bool = False,
+        data: bytes | None = None,
     ) -> None:
         self.raw = raw
         self.source = source
         self.line = line
         self.item = item
         self.truncated = truncated
+        self.data = data
+        """The JSON text ``raw`` was read from, when it was one line of its own (the server
+        stores it as it came instead of encoding the event again, unless redaction changed
+        the event)."""
         self._time: float | None = None
         self._timed = False  # the time is parsed on first use, then kept
 

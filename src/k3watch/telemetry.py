@@ -35,6 +35,18 @@ class Counters:
         """Every counter as (name, reason or "", value), sorted (for exporters)."""
         return [(name, reason, value) for (name, reason), value in sorted(self._values.items())]
 
+    def drain(self) -> list[tuple[str, str, int]]:
+        """Every counter as in ``items``, then zero them all (to hand increments elsewhere)."""
+        out = self.items()
+        self._values.clear()
+        return out
+
+    def add(self, items: list[tuple[str, str, int]]) -> None:
+        """Add increments taken from another ``Counters`` (``drain``)."""
+        values = self._values
+        for name, reason, value in items:
+            values[name, reason] += value
+
     def snapshot(self) -> dict[str, int]:
         """Every counter as ``component_name`` or ``component_name{reason}``."""
         return {

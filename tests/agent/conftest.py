@@ -85,6 +85,7 @@ def k3watch_server(tmp_path: Path) -> Iterator[StartServer]:
             data_dir=str(tmp_path / f"server-{len(started)}"),
             listen="127.0.0.1:0",
             insecure_http=True,
+            workers=0,  # in-process: a test server starts in milliseconds
             cluster="test",
             limits=limits or LimitsConfig(),
         )

@@ -62,12 +62,15 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
     started: list[BackgroundServer] = []
 
     def start(limits: LimitsConfig | None = None, **server: Any) -> Running:
-        data = tmp_path / "data"
-        alerts_file = tmp_path / "alerts.jsonl"
+        """A server; several in one test each get their own data directory."""
+        suffix = f"-{len(started)}" if started else ""
+        data = tmp_path / f"data{suffix}"
+        alerts_file = tmp_path / f"alerts{suffix}.jsonl"
         settings = ServerConfig(
             data_dir=str(data),
             listen="127.0.0.1:0",
             insecure_http=True,
+            workers=0,  # in-process: a test server starts in milliseconds
             cluster="test",
             limits=limits or LimitsConfig(),
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import threading
 from typing import Any
 
 import httpx
@@ -14,6 +15,8 @@ from tests.server.conftest import StartServer
 
 from k3watch.sample import generate_tagged_events
 from k3watch.server.config import LimitsConfig
+from k3watch.server.pipeline import Request
+from k3watch.server.prepare import Outcome
 
 
 @functools.cache
@@ -179,14 +182,25 @@ def test_secrets_are_redacted_before_storage(start_server: StartServer) -> None:
 
 def test_a_full_queue_answers_503_with_retry_after(start_server: StartServer) -> None:
     running = start_server(limits=LimitsConfig(queue_events=10, wait="1s"))
-    running.runtime.pipeline.stop()  # nothing drains the queue now
-    body = b"\n".join(lines(attack_day()[1][:5]))
-    slow = post(running.url, running.tokens["agent"], body, batch="q1")
-    assert slow.status_code == 503 and "Retry-After" in slow.headers
-    full = post(running.url, running.tokens["agent"], body * 3, batch="q2")
-    assert full.status_code == 503
-    assert "queue full" in full.json()["detail"]
-    assert running.runtime.pipeline.counters.get("refused", "queue_full") > 0
+    pipeline = running.runtime.pipeline
+    stuck = threading.Event()
+    process = pipeline.process
+
+    def slow_store(request: Request) -> Outcome:
+        stuck.wait(30)  # the store does not keep up: nothing drains the queue meanwhile
+        return process(request)
+
+    pipeline.process = slow_store  # type: ignore[method-assign]
+    try:
+        body = b"\n".join(lines(attack_day()[1][:5]))
+        slow = post(running.url, running.tokens["agent"], body, batch="q1")
+        assert slow.status_code == 503 and "Retry-After" in slow.headers
+        full = post(running.url, running.tokens["agent"], body * 3, batch="q2")
+        assert full.status_code == 503
+        assert "queue full" in full.json()["detail"]
+        assert pipeline.counters.get("refused", "queue_full") > 0
+    finally:
+        stuck.set()
 
 
 def test_each_token_is_rate_limited(start_server: StartServer) -> None:

@@ -76,7 +76,9 @@ def test_the_server_refuses_to_start_without_tls_unless_told(tmp_path: Path) -> 
     from k3watch.server.run import listeners
     from k3watch.server.runtime import Runtime
 
-    config = Config(server=ServerConfig(data_dir=str(tmp_path / "d"), listen="127.0.0.1:0"))
+    config = Config(
+        server=ServerConfig(data_dir=str(tmp_path / "d"), listen="127.0.0.1:0", workers=0)
+    )
     runtime = Runtime.build(config, builtin_rules())
     try:
         with pytest.raises(UsageError, match="no TLS certificate"):

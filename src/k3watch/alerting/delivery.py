@@ -140,33 +140,46 @@ class Dispatcher:
 
     def submit(self, alert: Alert, context: AlertContext | None = None) -> list[str]:
         """Queue ``alert`` for every destination whose route takes it; return their names."""
-        context = context or AlertContext()
-        cluster = context.cluster or self.cluster
-        candidate = Candidate(alert.rule_id, alert.severity, alert.tags, cluster, context.update)
-        self.counters.inc("submitted")
-        names: list[str] = []
-        for target in self.targets:
-            reason = rejection(target.route, candidate)
-            if reason is not None:
-                target.destination.counters.inc("skipped", reason=reason)
-            else:
-                names.append(target.destination.name)
-        if not names:
-            self.counters.inc("unrouted")
-            return names
-        notification = Notification.of(
-            alert,
-            cluster=cluster,
-            response=context.response,
-            description=context.description,
-            link=self.link(alert),
-            update=context.update,
-        )
-        payload = notification.to_json()
-        key = notification.idempotency_key
-        self.outbox.enqueue(Entry(name, key, payload, int(alert.severity)) for name in names)
-        self.worker.wake(names)
-        return names
+        return self.submit_all([(alert, context or AlertContext())])[0]
+
+    def submit_all(self, alerts: Sequence[tuple[Alert, AlertContext]]) -> list[list[str]]:
+        """Queue several alerts in one outbox transaction; the destinations of each."""
+        entries: list[Entry] = []
+        routed: list[list[str]] = []
+        woken: set[str] = set()
+        for alert, context in alerts:
+            cluster = context.cluster or self.cluster
+            candidate = Candidate(
+                alert.rule_id, alert.severity, alert.tags, cluster, context.update
+            )
+            self.counters.inc("submitted")
+            names: list[str] = []
+            for target in self.targets:
+                reason = rejection(target.route, candidate)
+                if reason is not None:
+                    target.destination.counters.inc("skipped", reason=reason)
+                else:
+                    names.append(target.destination.name)
+            routed.append(names)
+            if not names:
+                self.counters.inc("unrouted")
+                continue
+            notification = Notification.of(
+                alert,
+                cluster=cluster,
+                response=context.response,
+                description=context.description,
+                link=self.link(alert),
+                update=context.update,
+            )
+            payload = notification.to_json()
+            key = notification.idempotency_key
+            entries.extend(Entry(name, key, payload, int(alert.severity)) for name in names)
+            woken.update(names)
+        if entries:
+            self.outbox.enqueue(entries)
+            self.worker.wake(sorted(woken))
+        return routed
 
     def emit(self, alert: Alert) -> None:
         """``Sink`` protocol: submit without context."""

@@ -170,7 +170,7 @@ class AuditParser:
                         if fast == count_every:
                             counters.inc("events", fast)
                             fast = 0
-                        yield Event(obj, source, lineno)
+                        yield Event(obj, source, lineno, data=line)
                         continue
                 yield from self._validated(obj, source, lineno, len(line))
         except InputError as exc:

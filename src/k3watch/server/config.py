@@ -25,6 +25,7 @@ plain HTTP is wanted (on loopback behind a TLS proxy, or for a demo).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import msgspec
@@ -103,8 +104,19 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     suppress: str = "10m"
     """Repeats of an alert (same rule and group) within this window are merged into it and
     delivered once as an update when the window ends."""
+    workers: int | None = None
+    """Processes that parse, redact, match and encode ingested events in parallel (the server's
+    own process keeps the order-dependent half: de-duplication, correlation state and the
+    writes). Default: one per CPU. ``0`` does that work in a thread of the server process
+    (smallest memory footprint, for a single small node)."""
     limits: LimitsConfig = LimitsConfig()
     retention: RetentionConfig = RetentionConfig()
+
+    def worker_count(self) -> int:
+        """``workers``, or one per CPU the process may use when unset."""
+        if self.workers is not None:
+            return self.workers
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
     def check(self) -> None:
         """Raise ValueError for values that do not parse (called when the file is read)."""
@@ -127,6 +139,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             parse_duration(age, f"server.retention.max_age.{source}")
         if self.retention.max_size is not None:
             parse_size(self.retention.max_size, "server.retention.max_size")
+        if self.workers is not None and not 0 <= self.workers <= 64:
+            raise ValueError("server.workers must be between 0 and 64")
         if self.limits.queue_events < 1 or self.limits.requests_per_second <= 0:
             raise ValueError("server.limits.queue_events and requests_per_second must be > 0")
 

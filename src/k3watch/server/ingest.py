@@ -8,22 +8,17 @@ retried batch stores nothing twice).
 # and their dependencies are local to router().
 
 import asyncio
-import gzip
 import hashlib
-import io
-import zlib
 from typing import Annotated, Literal
 
-import zstandard
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from k3watch.config import parse_size
 from k3watch.rules.extension import parse_duration
-from k3watch.server.pipeline import Outcome, estimate_events
 from k3watch.server.pipeline import Request as IngestRequest
+from k3watch.server.prepare import ENCODINGS, Outcome
 from k3watch.server.runtime import Runtime
 from k3watch.server.tokens import Role, TokenInfo
 
@@ -65,10 +60,10 @@ def router(runtime: Runtime) -> APIRouter:
         413: {"model": Busy, "description": "Body over server.limits.max_body"},
     }
     api = APIRouter()
-    preparing = asyncio.Semaphore(4)
 
     async def run(
         body: bytes,
+        encoding: str,
         token: TokenInfo,
         *,
         batch: str,
@@ -88,12 +83,7 @@ def router(runtime: Runtime) -> APIRouter:
         def done(outcome: Outcome) -> None:
             loop.call_soon_threadsafe(_settle, future, outcome)
 
-        request = IngestRequest(body, cluster, node, source, batch, fmt, done)
-        if not runtime.pipeline.has_room(estimate_events(body)):
-            runtime.pipeline.counters.inc("refused", reason="queue_full")
-            return _busy(503, "ingest queue full; retry with the same batch", 5)
-        async with preparing:  # bounded: parsed bodies take memory until they are stored
-            request.prepared = await run_in_threadpool(runtime.pipeline.prepare, request)
+        request = IngestRequest(body, cluster, node, source, batch, fmt, done, encoding)
         queued = runtime.pipeline.submit(request)
         if not queued:
             return _busy(503, "ingest queue full; retry with the same batch", 5)
@@ -101,6 +91,8 @@ def router(runtime: Runtime) -> APIRouter:
             outcome = await asyncio.wait_for(asyncio.shield(future), wait)
         except TimeoutError:
             return _busy(503, "events not stored in time; retry with the same batch", 5)
+        if outcome.refused is not None:
+            raise HTTPException(*outcome.refused)
         if outcome.failed:
             raise HTTPException(500, f"the batch could not be stored: {outcome.failed}")
         result = IngestResult(
@@ -140,7 +132,7 @@ def router(runtime: Runtime) -> APIRouter:
         Audit events are identified by ``auditID`` and ``stage``, others by their ``_key``
         field, so a retried batch stores nothing twice."""
         return await run(
-            await read_body(request, max_body),
+            *await read_body(request, max_body),
             token,
             batch=batch,
             cluster=cluster or runtime.config.server.cluster,
@@ -164,10 +156,11 @@ def router(runtime: Runtime) -> APIRouter:
     ) -> JSONResponse:
         """Point ``--audit-webhook-config-file`` here (with an agent token in the kubeconfig);
         ``cluster`` and ``node`` name the sender."""
-        body = await read_body(request, max_body)
+        body, encoding = await read_body(request, max_body)
         body_hash = hashlib.sha256(body).hexdigest()[:32]
         return await run(
             body,
+            encoding,
             token,
             batch=f"webhook-{body_hash}",
             cluster=cluster or runtime.config.server.cluster,
@@ -192,8 +185,13 @@ def _busy(status: int, detail: str, retry_after: float) -> JSONResponse:
     )
 
 
-async def read_body(request: Request, max_body: int) -> bytes:
-    """The request body, decompressed, refused (413) past ``max_body`` bytes either way."""
+async def read_body(request: Request, max_body: int) -> tuple[bytes, str]:
+    """The request body as sent (refused, 413, past ``max_body`` bytes) and its
+    ``Content-Encoding`` (refused, 415, unless one the server decodes); the ingest workers
+    decompress it, to the same limit."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower() or "identity"
+    if encoding not in ENCODINGS:
+        raise HTTPException(415, f"unsupported Content-Encoding {encoding!r}")
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > max_body:
         raise HTTPException(413, f"body over the {max_body}-byte limit")
@@ -204,23 +202,4 @@ async def read_body(request: Request, max_body: int) -> bytes:
         if size > max_body:
             raise HTTPException(413, f"body over the {max_body}-byte limit")
         chunks.append(chunk)
-    body = b"".join(chunks)
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    try:
-        if encoding in ("", "identity"):
-            return body
-        if encoding == "gzip":
-            with gzip.GzipFile(fileobj=io.BytesIO(body)) as stream:
-                data = stream.read(max_body + 1)
-        elif encoding == "zstd":
-            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body))
-            data = reader.read(max_body + 1)
-        elif encoding == "deflate":
-            data = zlib.decompressobj().decompress(body, max_body + 1)
-        else:
-            raise HTTPException(415, f"unsupported Content-Encoding {encoding!r}")
-    except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
-        raise HTTPException(400, f"cannot decompress the {encoding} body: {exc}") from exc
-    if len(data) > max_body:
-        raise HTTPException(413, f"decompressed body over the {max_body}-byte limit")
-    return data
+    return b"".join(chunks), encoding

@@ -1,5 +1,7 @@
-"""The ingest pipeline: one thread that takes request bodies in order of arrival and runs
-parse → redact → de-duplicate → detect → store (events and alerts in one transaction) →
+"""The ingest pipeline. Each request body is parsed, redacted, matched against the event rules
+and encoded for the store in worker processes (``server.prepare``), several at a time; one
+thread then takes the prepared bodies in order of arrival and runs de-duplicate → the engine's
+stateful half (first-seen, counts, sequences) → store (events and alerts in one transaction) →
 deliver.
 
 Requests wait in a bounded queue measured in events; when it is full, ``submit`` refuses and the
@@ -14,49 +16,21 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal
-
-import orjson
 
 from k3watch.alert import Alert
 from k3watch.alerting.delivery import AlertContext, Dispatcher
 from k3watch.alerting.silence import ActiveSilences, alert_labels
 from k3watch.alerting.suppress import Suppressor
-from k3watch.errors import InputError, Location
-from k3watch.event import Event, parse_time
-from k3watch.parse.audit import AuditParser
-from k3watch.redact import Redactor
 from k3watch.rules.engine import Engine
 from k3watch.rules.model import RuleSet
-from k3watch.store.base import AlertRecord, Batch, IncomingEvent, Store, event_key
+from k3watch.server.prepare import Job, Outcome, Preparation, Prepared, body_name
+from k3watch.store.base import AlertRecord, Batch, Store
 from k3watch.telemetry import Counters
 
 log = logging.getLogger(__name__)
-MAX_REPORTED_ERRORS = 100
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """One piece of a request that could not be taken, with where and why."""
-
-    reason: str
-    location: str
-    message: str
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What became of a request's events."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    truncated: int = 0
-    alerts: int = 0
-    errors: list[Rejected] = field(default_factory=list)
-    failed: str | None = None
-    """Set when the request could not be processed at all (the store failed)."""
 
 
 @dataclass(slots=True)
@@ -64,29 +38,29 @@ class Request:
     """A body to ingest, and who to tell when it is done."""
 
     body: bytes
+    """As received (``encoding`` says how it is compressed)."""
     cluster: str
     node: str
     source: str
     batch_id: str
     format: Literal["audit", "log"]
     done: Callable[[Outcome], None]
+    encoding: str = "identity"
     estimate: int = 1
     received: float = field(default_factory=time.time)
-    prepared: Prepared | None = None
-    """Set by ``Pipeline.prepare`` when the body was parsed before it was queued."""
+    prepared: Future[Prepared] | None = None
+    """Set by ``Pipeline.submit``: the body being parsed, redacted, matched and encoded."""
+
+    @property
+    def name(self) -> str:
+        return body_name(self.source, self.node, self.batch_id)
 
 
-@dataclass(slots=True)
-class Prepared:
-    """A request's events, parsed and redacted, with their identities."""
-
-    events: list[Event]
-    incoming: list[IncomingEvent]
-    outcome: Outcome
-
-
-def estimate_events(body: bytes) -> int:
-    """A cheap count of the events in a body, to bound the queue before parsing."""
+def estimate_events(body: bytes, encoding: str = "identity") -> int:
+    """A cheap count of the events in a body, to bound the queue before parsing (compressed
+    bodies are assumed to hold one event per 64 bytes, more than audit events compress to)."""
+    if encoding != "identity":
+        return max(1, len(body) // 64)
     return max(1, body.count(b'"auditID"'), body.count(b"\n"))
 
 
@@ -100,22 +74,22 @@ class Pipeline:
         engine: Engine,
         dispatcher: Dispatcher | None,
         *,
-        redactor: Redactor,
+        preparation: Preparation,
         silences: ActiveSilences,
         suppress_window: float = 600.0,
-        max_event_bytes: int = 1024 * 1024,
         queue_events: int = 200_000,
         counters: Counters | None = None,
+        redaction_counters: Counters | None = None,
     ) -> None:
         self.store = store
         self.ruleset = ruleset
         self.engine = engine
         self.dispatcher = dispatcher
-        self.redactor = redactor
+        self.preparation = preparation
         self.silences = silences
         self.counters = counters or Counters("ingest")
+        self.redaction_counters = redaction_counters or Counters("redaction")
         self.suppressor = Suppressor(suppress_window, counters=Counters("suppress"))
-        self.max_event_bytes = max_event_bytes
         self.queue_events = queue_events
         self.detect_seconds = 0.0
         self.alerts_by_rule: dict[tuple[str, str], int] = {}
@@ -136,25 +110,33 @@ class Pipeline:
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def has_room(self, events: int) -> bool:
-        """Whether ``events`` more would fit in the queue now."""
-        return not self._queued or self._queued + events <= self.queue_events
-
     def submit(self, request: Request) -> bool:
-        """Queue a request; False (and nothing queued) when the queue is full."""
-        if request.prepared is not None:
-            request.estimate = max(1, len(request.prepared.events))
-        else:
-            request.estimate = estimate_events(request.body)
+        """Queue a request and start preparing its body; False (and nothing queued) when the
+        queue is full."""
+        request.estimate = estimate_events(request.body, request.encoding)
         with self._lock:
             if self._queued and self._queued + request.estimate > self.queue_events:
                 self.counters.inc("refused", request.estimate, reason="queue_full")
                 return False
             self._queued += request.estimate
-        self._queue.put(request)
+            # in order of arrival: the worker thread takes them from the queue in this order
+            request.prepared = self.preparation.submit(
+                Job(
+                    request.body,
+                    request.encoding,
+                    request.format,
+                    request.node,
+                    request.source,
+                    request.batch_id,
+                    request.received,
+                    self.store.encoder(),
+                )
+            )
+            self._queue.put(request)
         return True
 
     def start(self) -> None:
+        self.preparation.start()
         self._thread = threading.Thread(target=self._run, name="k3watch-ingest", daemon=True)
         self._thread.start()
 
@@ -165,6 +147,7 @@ class Pipeline:
         self._queue.put(None)
         self._thread.join(timeout)
         self._thread = None
+        self.preparation.close()
         self.engine.baseline.flush()
 
     # --- the worker ---
@@ -188,45 +171,43 @@ class Pipeline:
             except Exception:
                 log.exception("ingest callback failed")
 
-    def prepare(self, request: Request) -> Prepared:
-        """Parse and redact a request's body (any thread; the HTTP layer does it before
-        queueing, so that parsing overlaps with the store's writes, which release the GIL)."""
-        outcome = Outcome()
-        events = self._parse(request, outcome)
-        incoming: list[IncomingEvent] = []
-        for index, event in enumerate(events):
-            raw = event.raw
-            if self.redactor.redact(raw):
-                self.counters.inc("redacted_events")
-            fallback = _fallback_key(raw, request, index)
-            when = event.time
-            if when is None:
-                when = parse_time(raw.get("time")) or request.received
-            incoming.append(
-                IncomingEvent(event_key(raw, fallback), when, raw, None, event.truncated)
-            )
-            if event.truncated:
-                outcome.truncated += 1
-                self.counters.inc("truncated")
-        return Prepared(events, incoming, outcome)
-
     def process(self, request: Request) -> Outcome:
-        """Run one request through the rest of the pipeline, in order (the worker thread)."""
-        prepared = request.prepared or self.prepare(request)
-        events, incoming, outcome = prepared.events, prepared.incoming, prepared.outcome
-        new = self.store.unseen([e.key for e in incoming]) if incoming else []
-        seen: set[str] = set()
+        """Run one prepared request through the rest of the pipeline, in order (the worker
+        thread): de-duplicate, detect, store, deliver."""
+        if request.prepared is None:
+            raise ValueError(f"batch {request.batch_id} was not submitted")
+        prepared = request.prepared.result()
+        self.counters.add(prepared.counts.get("ingest", []))
+        self.redaction_counters.add(prepared.counts.get("redaction", []))
+        rows, outcome = prepared.rows, prepared.outcome
+        if outcome.refused is not None:
+            self.counters.inc("refused", reason=f"http_{outcome.refused[0]}")
+            return outcome
+        new = self.store.unseen(rows) if len(rows) else []
         records: list[AlertRecord] = []
         deliveries: list[tuple[Alert, AlertContext]] = []
+        engine = self.engine
         started = time.perf_counter()
-        for event, item, is_new in zip(events, incoming, new, strict=True):
-            if not is_new or item.key in seen:
-                continue
-            seen.add(item.key)
-            for alert in self.engine.process(event):
-                self._on_alert(alert, request.cluster, records, deliveries)
-        if self.engine.clock is not None:
-            for alert in self.suppressor.expire(self.engine.clock):
+        engine.passed(0, prepared.first_time, None)  # the very first event starts the clock
+        if prepared.matches:
+            keys = rows.keys
+            first: dict[str, int] | None = None
+            if len(set(keys)) != len(keys):  # a key repeated in the batch is one event
+                first = {}
+                for position, key in enumerate(keys):
+                    first.setdefault(key, position)
+            name = request.name
+            for match in prepared.matches:
+                position = match.position
+                if not new[position] or (first is not None and first[keys[position]] != position):
+                    continue
+                rules = [engine.rule(index) for index in match.rules]
+                for alert in engine.matched(match.event(name), rules):
+                    self._on_alert(alert, request.cluster, records, deliveries)
+        for alert in engine.passed(sum(new), None, prepared.last_time):
+            self._on_alert(alert, request.cluster, records, deliveries)
+        if engine.clock is not None:
+            for alert in self.suppressor.expire(engine.clock):
                 self._on_closed(alert, deliveries)
         self.detect_seconds += time.perf_counter() - started
         batch = Batch(
@@ -234,7 +215,7 @@ class Pipeline:
             request.cluster,
             request.node,
             request.source,
-            incoming,
+            rows,
             request.received,
         )
         result = self.store.write(batch, records)
@@ -243,25 +224,9 @@ class Pipeline:
         outcome.alerts = len(records)
         self.counters.inc("stored", result.stored)
         self.counters.inc("duplicates", result.duplicates)
-        if self.dispatcher is not None:
-            for alert, context in deliveries:
-                self.dispatcher.submit(alert, context)
+        if self.dispatcher is not None and deliveries:
+            self.dispatcher.submit_all(deliveries)
         return outcome
-
-    def _parse(self, request: Request, outcome: Outcome) -> list[Event]:
-        def rejected(error: InputError) -> None:
-            if error.reason == "event_too_large":
-                return  # kept, truncated, and counted as such
-            outcome.rejected += 1
-            self.counters.inc("rejected", reason=error.reason)
-            if len(outcome.errors) < MAX_REPORTED_ERRORS:
-                outcome.errors.append(Rejected(error.reason, str(error.location), error.message))
-
-        name = f"{request.source}:{request.node or '-'}:{request.batch_id}"
-        if request.format == "audit":
-            parser = AuditParser(self.counters, rejected, max_event_bytes=self.max_event_bytes)
-            return list(parser.parse_bytes(request.body, name))
-        return _log_events(request.body, name, self.max_event_bytes, rejected)
 
     def _on_alert(
         self,
@@ -334,47 +299,8 @@ class Pipeline:
             )
 
 
-def _fallback_key(raw: dict[str, Any], request: Request, index: int) -> str:
-    key = raw.get("_key")
-    if isinstance(key, str) and key:
-        # The same file and offset exist on every node: the node is part of the identity.
-        return f"{request.node}:{request.source}:{key}"
-    return f"{request.batch_id}#{index}"
-
-
 def _group_text(group: dict[str, Any], word: str) -> str | None:
     for name, value in group.items():
         if word in name.lower() and isinstance(value, str):
             return value
     return None
-
-
-def _log_events(
-    body: bytes,
-    name: str,
-    max_event_bytes: int,
-    rejected: Callable[[InputError], None],
-) -> list[Event]:
-    """Component-log events: one JSON object per line (as the agent sends them)."""
-    events: list[Event] = []
-    for number, line in enumerate(body.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            rejected(InputError(f"invalid JSON: {exc}", Location(name, number), reason="json"))
-            continue
-        if type(obj) is not dict:
-            rejected(
-                InputError("expected a JSON object", Location(name, number), reason="not_object")
-            )
-            continue
-        truncated = False
-        if len(line) > max_event_bytes:
-            message = obj.get("message")
-            if isinstance(message, str):
-                obj["message"] = message[: max_event_bytes // 2]
-            truncated = True
-        events.append(Event(obj, name, number, truncated=truncated))
-    return events

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import uvicorn
@@ -84,18 +85,42 @@ def _listener(
     return Listener(surface, sock, uconfig)
 
 
-async def _serve(servers: list[tuple[uvicorn.Server, socket.socket]]) -> None:
+class _Server(uvicorn.Server):
+    """A uvicorn server that leaves signals to ``serve_forever``: uvicorn's own handling
+    stops only the listener that installed its handler last, and re-raises the signal after
+    serving, which would end the process before the runtime is stopped."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(servers: Sequence[tuple[uvicorn.Server, socket.socket]]) -> None:
     await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in servers))
 
 
 def serve_forever(runtime: Runtime, bound: list[Listener]) -> None:
-    """Serve until SIGINT/SIGTERM, then stop the runtime (what is queued is finished)."""
-    servers = [(uvicorn.Server(listener.config), listener.socket) for listener in bound]
+    """Serve until SIGINT/SIGTERM, then stop the runtime: what is queued is stored, the
+    ingest workers exit, the store is closed. A second signal exits at once."""
+    servers = [(_Server(listener.config), listener.socket) for listener in bound]
+
+    def stop(signum: int, _frame: object) -> None:
+        if any(server.should_exit for server, _ in servers):
+            raise SystemExit(128 + signum)  # asked twice: do not wait any longer
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        for server, _ in servers:
+            server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     runtime.start()
     try:
         asyncio.run(_serve(servers))
     finally:
-        runtime.stop()
+        try:
+            runtime.stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 class BackgroundServer:
