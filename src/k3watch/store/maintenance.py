@@ -152,9 +152,12 @@ class Maintenance:
         with self.lock():
             db.execute("BEGIN IMMEDIATE")
             try:
+                # Retention may have deleted events since the round began: their keys would be
+                # entries below the oldest event, which nothing removes until the next compaction.
                 db.execute(
                     "INSERT OR REPLACE INTO keyidx (h, id)"
-                    " SELECT h, id FROM temp.merging WHERE h BETWEEN ? AND ?",
+                    " SELECT h, id FROM temp.merging WHERE h BETWEEN ? AND ?"
+                    " AND id >= (SELECT coalesce(min(id), 0) FROM events)",
                     (low, top),
                 )
                 if last:
