@@ -11,7 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from k3watch.agent.spool import ACKED_FILE, PREFIX, SUFFIX, FrameHeader, Spool, SpoolBusyError
+from k3watch.agent.spool import Spool, SpoolBusyError
+from k3watch.agent.spool_directory import ACKED_FILE, SUFFIX
+from k3watch.agent.spool_format import PREFIX, FrameHeader
 
 
 def header(

@@ -5,21 +5,8 @@ checkpoint moves past it; the forwarder sends it from here and moves the ``acked
 past it once the server has stored it. A crash, a restart or a server outage therefore loses
 nothing that reached the spool, and what is sent again has the same batch id.
 
-On disk (``spool_dir/spool/``, directory 0700, files 0600):
-
-- ``NNNNNNNNNNNN.seg``: segments of frames, numbered in order. A frame is one batch of one
-  source: a 16-byte prefix (magic ``K3SF``, header length, body length, CRC-32 of header and
-  body, big-endian), a JSON header (source name, server label, format, event count, first
-  and last event time, when it was written, the body's encoding) and the body: one JSON
-  object per line, compressed (``zstd`` unless ``agent.compression`` says otherwise). It is
-  sent as it is stored, so a batch is compressed once however often it is sent, and the
-  spool holds many times more events than its size in JSON.
-- ``acked.json``: the position (segment, offset) before which every frame is done; written
-  atomically (temporary file, fsync, rename) after each acknowledgement. Segments entirely
-  before it are deleted.
-- ``id``: a random id made when the spool is created. It is part of every batch id, so a
-  spool created afresh never re-uses the batch ids of an older one (which the server would
-  take for retries and drop).
+The files are described in :mod:`k3watch.agent.spool_directory`, the frames that hold the
+batches in :mod:`k3watch.agent.spool_format`.
 
 When the spool outgrows its size limit the oldest segments are deleted even if unsent; how
 many events were lost and from which time range is logged and counted
@@ -31,170 +18,68 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
-import fcntl
-import gzip
 import logging
 import os
 import re
-import secrets
-import struct
 import threading
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import orjson
-import zstandard
-
-from k3watch.durable import fsync_directory, write_atomically
+from k3watch.agent.spool_directory import (
+    ACKED_FILE,
+    SUFFIX,
+    SpoolBusyError,
+    load_id,
+    new_id,
+    open_directory,
+    read_acked,
+    segment_numbers,
+    segment_path,
+    store_acked,
+    write_all,
+)
+from k3watch.agent.spool_format import (
+    IDENTITY,
+    PREFIX,
+    Cursor,
+    Frame,
+    FrameHeader,
+    SpoolError,
+    check_encoding,
+    compress,
+    decompress,
+    encode_frame,
+    read_body,
+    read_header,
+)
+from k3watch.durable import fsync_directory
 from k3watch.event import format_time
 from k3watch.telemetry import Counters
+
+# The spool, and the frame and file names its callers use with it.
+__all__ = [
+    "ACKED_FILE",
+    "IDENTITY",
+    "PREFIX",
+    "SUFFIX",
+    "Cursor",
+    "Frame",
+    "FrameHeader",
+    "Spool",
+    "SpoolBusyError",
+    "SpoolError",
+    "compress",
+    "decompress",
+]
 
 log = logging.getLogger(__name__)
 
 # Characters a batch id may not hold (the server takes [A-Za-z0-9._:-]).
 _BATCH_UNSAFE = re.compile(r"[^A-Za-z0-9._:-]")
 
-MAGIC = b"K3SF"
-PREFIX = struct.Struct(">4sIII")  # magic, header length, body length, CRC-32
-MAX_HEADER_BYTES = 64 * 1024
-MAX_BODY_BYTES = 1024 * 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 MIN_SEGMENT_BYTES = 64 * 1024
-SUFFIX = ".seg"
-ACKED_FILE = "acked.json"
-ID_FILE = "id"
-ZSTD, GZIP, IDENTITY = "zstd", "gzip", "identity"
-ENCODINGS = (ZSTD, GZIP, IDENTITY)
-LOCK_FILE = "lock"
-
-# (segment number, byte offset): frames before it are done.
-Cursor = tuple[int, int]
-
-
-class SpoolError(Exception):
-    """A frame that cannot be read back (damaged on disk)."""
-
-
-class SpoolBusyError(OSError):
-    """Another process has the spool open."""
-
-
-@dataclass(frozen=True, slots=True)
-class FrameHeader:
-    """What a frame holds: ``count`` events of the source ``source`` (filed on the server
-    under ``label``, read as ``format``), written at ``written``, with event times from
-    ``first_time`` to ``last_time`` when known (epoch seconds)."""
-
-    source: str
-    label: str
-    format: str
-    count: int
-    first_time: float | None = None
-    last_time: float | None = None
-    written: float = 0.0
-    encoding: str = IDENTITY
-    """How the body is compressed: ``zstd``, ``gzip`` or ``identity`` (the HTTP names)."""
-
-    def encode(self) -> bytes:
-        return orjson.dumps(
-            {
-                "source": self.source,
-                "label": self.label,
-                "format": self.format,
-                "count": self.count,
-                "first_time": self.first_time,
-                "last_time": self.last_time,
-                "written": self.written,
-                "encoding": self.encoding,
-            }
-        )
-
-    @classmethod
-    def decode(cls, data: bytes) -> FrameHeader:
-        obj: Any = orjson.loads(data)
-        if type(obj) is not dict:
-            raise ValueError("the frame header is not a JSON object")
-        return cls(
-            source=str(obj["source"]),
-            label=str(obj["label"]),
-            format=str(obj["format"]),
-            count=int(obj["count"]),
-            first_time=_number(obj.get("first_time")),
-            last_time=_number(obj.get("last_time")),
-            written=_number(obj.get("written")) or 0.0,
-            encoding=_encoding(obj.get("encoding", IDENTITY)),
-        )
-
-
-def _encoding(value: object) -> str:
-    if value not in ENCODINGS:
-        raise ValueError(f"unknown body encoding {value!r}")
-    return str(value)
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One batch read back from the spool, at ``offset`` in ``segment`` (up to ``end``)."""
-
-    segment: int
-    offset: int
-    end: int
-    header: FrameHeader
-    body: bytes
-
-    @property
-    def cursor(self) -> Cursor:
-        return (self.segment, self.offset)
-
-    @property
-    def lines(self) -> list[bytes]:
-        """The events, one JSON object each (without newline)."""
-        return decompress(self.body, self.header.encoding).splitlines()
-
-
-def compress(data: bytes, encoding: str) -> bytes:
-    """``data`` compressed as ``encoding`` (``zstd`` at level 1, ``gzip`` at level 1)."""
-    if encoding == ZSTD:
-        return _zstd_compressor().compress(data)
-    if encoding == GZIP:
-        return gzip.compress(data, compresslevel=1)
-    return data
-
-
-def decompress(data: bytes, encoding: str) -> bytes:
-    if encoding == ZSTD:
-        return zstandard.ZstdDecompressor().decompress(data)
-    if encoding == GZIP:
-        return gzip.decompress(data)
-    return data
-
-
-_compressors = threading.local()
-
-
-def _zstd_compressor() -> zstandard.ZstdCompressor:
-    # One per thread (a compressor is not thread-safe), kept: making one allocates its tables.
-    compressor: zstandard.ZstdCompressor | None = getattr(_compressors, "zstd", None)
-    if compressor is None:
-        compressor = _compressors.zstd = zstandard.ZstdCompressor(level=1)
-    return compressor
-
-
-def encode_frame(header: FrameHeader, lines: Sequence[bytes]) -> list[bytes]:
-    """A frame's parts: prefix, header and body (``lines`` joined by newlines, compressed as
-    ``header.encoding``)."""
-    head = header.encode()
-    body = compress(b"\n".join(lines) + b"\n", header.encoding) if lines else b""
-    crc = zlib.crc32(body, zlib.crc32(head))
-    return [PREFIX.pack(MAGIC, len(head), len(body), crc), head, body]
 
 
 @dataclass(slots=True)
@@ -228,7 +113,7 @@ class Spool:
         counters: Counters | None = None,
     ) -> None:
         self.directory = Path(directory)
-        self.encoding = _encoding(encoding)
+        self.encoding = check_encoding(encoding)
         self.max_size = max_size
         if segment_bytes is None:
             segment_bytes = min(DEFAULT_SEGMENT_BYTES, max(MIN_SEGMENT_BYTES, max_size // 8))
@@ -250,25 +135,11 @@ class Spool:
     # -- opening -----------------------------------------------------------------------------
 
     def _open(self) -> None:
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(self.directory, 0o700)
-        fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise SpoolBusyError(
-                errno.EAGAIN, "another agent is using this spool", str(self.directory)
-            ) from None
-        self._lock_fd = fd
-        numbers = sorted(
-            int(p.name[: -len(SUFFIX)])
-            for p in self.directory.glob(f"*{SUFFIX}")
-            if p.name[: -len(SUFFIX)].isdigit()
-        )
+        self._lock_fd = open_directory(self.directory)
+        numbers = segment_numbers(self.directory)
         # Without segments the spool starts afresh, with an id of its own: its batch ids
         # must not be taken for those of a spool deleted before it.
-        self.id = self._load_id() if numbers else self._new_id()
+        self.id = load_id(self.directory) if numbers else new_id(self.directory)
         acked = self._load_acked()
         for number in numbers:
             if number < acked[0]:
@@ -296,37 +167,15 @@ class Spool:
         self._recount()
         self._normalize()
 
-    def _load_id(self) -> str:
-        path = self.directory / ID_FILE
-        try:
-            text = path.read_text(encoding="ascii").strip()
-            if text.isalnum() and 4 <= len(text) <= 16:
-                return text
-        except (OSError, UnicodeDecodeError):
-            pass
-        return self._new_id()
-
-    def _new_id(self) -> str:
-        spool_id = secrets.token_hex(4)
-        write_atomically(self.directory / ID_FILE, spool_id.encode())
-        return spool_id
-
     def _load_acked(self) -> Cursor:
-        path = self.directory / ACKED_FILE
         try:
-            obj = orjson.loads(path.read_bytes())
-            segment, offset = obj["segment"], obj["offset"]
-            if type(segment) is int and type(offset) is int and segment >= 0 and offset >= 0:
-                return (segment, offset)
-            raise ValueError(f"not a position: {obj!r}")
-        except FileNotFoundError:
-            return (0, 0)
+            return read_acked(self.directory)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self.counters.inc("failed", reason="invalid_acked")
             log.warning(
                 "spool: cannot read %s (%s); sending the whole spool again (the server drops "
                 "what it already has)",
-                path,
+                self.directory / ACKED_FILE,
                 exc,
             )
             return (0, 0)
@@ -369,7 +218,7 @@ class Spool:
     # -- files -------------------------------------------------------------------------------
 
     def _path(self, number: int) -> Path:
-        return self.directory / f"{number:012d}{SUFFIX}"
+        return segment_path(self.directory, number)
 
     def _new_segment(self, number: int) -> None:
         if self._fd is not None:
@@ -394,9 +243,9 @@ class Spool:
                 offset = start
                 while offset < size:
                     try:
-                        located = _read_header(stream, offset, size)
+                        located = read_header(stream, offset, size)
                         if verify:
-                            _read_body(stream, located)
+                            read_body(stream, located)
                         header, end = located.header, located.end
                     except SpoolError as exc:
                         scan.damaged = str(exc)
@@ -430,7 +279,7 @@ class Spool:
             assert self._fd is not None
             offset = self._sizes[number]
             try:
-                _write_all(self._fd, parts)
+                write_all(self._fd, parts)
                 os.fsync(self._fd)
             except OSError:
                 self.counters.inc("failed", reason="write")
@@ -533,8 +382,8 @@ class Spool:
     def _read_frame(self, number: int, offset: int, size: int) -> Frame:
         try:
             with open(self._path(number), "rb") as stream:
-                located = _read_header(stream, offset, size)
-                body = _read_body(stream, located)
+                located = read_header(stream, offset, size)
+                body = read_body(stream, located)
         except FileNotFoundError as exc:  # deleted since: the spool was full
             raise SpoolError("the segment was deleted") from exc
         return Frame(number, offset, located.end, located.header, body)
@@ -594,10 +443,7 @@ class Spool:
             self._delete(old)
 
     def _store_acked(self) -> None:
-        segment, offset = self._acked
-        write_atomically(
-            self.directory / ACKED_FILE, orjson.dumps({"segment": segment, "offset": offset})
-        )
+        store_acked(self.directory, self._acked)
 
     # -- waiting and state -----------------------------------------------------------------------
 
@@ -679,58 +525,3 @@ class Spool:
                 os.close(self._lock_fd)  # releases the lock
                 self._lock_fd = None
             self._lock.notify_all()
-
-
-@dataclass(frozen=True, slots=True)
-class _Located:
-    """A frame's header as found on disk, and where its parts are."""
-
-    header: FrameHeader
-    head: bytes
-    crc: int
-    end: int
-    body_length: int
-
-
-def _read_header(stream: Any, offset: int, size: int) -> _Located:
-    """The header of the frame at ``offset`` (the stream is then at its body)."""
-    stream.seek(offset)
-    prefix = stream.read(PREFIX.size)
-    if len(prefix) < PREFIX.size:
-        raise SpoolError("incomplete frame prefix")
-    magic, head_length, body_length, crc = PREFIX.unpack(prefix)
-    if magic != MAGIC:
-        raise SpoolError("no frame starts here")
-    if head_length > MAX_HEADER_BYTES or body_length > MAX_BODY_BYTES:
-        raise SpoolError("frame lengths out of range")
-    end = offset + PREFIX.size + head_length + body_length
-    if end > size:
-        raise SpoolError("frame cut short")
-    head = stream.read(head_length)
-    try:
-        header = FrameHeader.decode(head)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SpoolError(f"unreadable frame header: {exc}") from exc
-    return _Located(header, head, crc, end, body_length)
-
-
-def _read_body(stream: Any, located: _Located) -> bytes:
-    """The body of a frame whose header was just read, its CRC checked."""
-    body: bytes = stream.read(located.body_length)
-    if len(body) != located.body_length or zlib.crc32(body, zlib.crc32(located.head)) != (
-        located.crc
-    ):
-        raise SpoolError("checksum mismatch")
-    return body
-
-
-def _write_all(fd: int, parts: list[bytes]) -> None:
-    """Write every part, in order (without joining them: a batch is a megabyte or so)."""
-    views = [memoryview(part) for part in parts if part]
-    while views:
-        written = os.writev(fd, views)
-        while views and written >= len(views[0]):
-            written -= len(views[0])
-            views.pop(0)
-        if views and written:
-            views[0] = views[0][written:]
