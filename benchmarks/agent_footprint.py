@@ -44,7 +44,7 @@ def free_port() -> int:
         return port
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], what: str) -> None:
+def wait_until_up(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -56,8 +56,7 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], what: str) -> None
             pass
         time.sleep(0.1)
     process.kill()
-    stderr = process.stderr.read().decode() if process.stderr else ""
-    raise SystemExit(f"{what} did not start: {stderr}")
+    raise SystemExit(f"{what} did not start: {log.read_text(errors='replace')}")
 
 
 def start_server(tmp: Path, port: int) -> tuple[subprocess.Popen[bytes], str, str]:
@@ -80,9 +79,9 @@ server:
     process = subprocess.Popen(
         [sys.executable, "-m", "k3watch", "server", "--config", str(config), "--no-builtin"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=(tmp / "server.log").open("wb"),  # a file: an unread pipe would fill up
     )
-    wait_until_up(f"http://127.0.0.1:{port}/readyz", process, "the server")
+    wait_until_up(f"http://127.0.0.1:{port}/readyz", process, "the server", tmp / "server.log")
     return process, agent_token, viewer_token
 
 
@@ -108,9 +107,11 @@ agent:
     process = subprocess.Popen(
         [sys.executable, "-m", "k3watch", "agent", "--config", str(config)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=(tmp / "agent.log").open("wb"),  # a file: an unread pipe would fill up
     )
-    wait_until_up(f"http://127.0.0.1:{metrics_port}/healthz", process, "the agent")
+    wait_until_up(
+        f"http://127.0.0.1:{metrics_port}/healthz", process, "the agent", tmp / "agent.log"
+    )
     return process
 
 

@@ -37,6 +37,7 @@ from k3watch.agent.forward import Forwarder
 from k3watch.agent.metrics import MetricsServer, SourceTelemetry, Telemetry
 from k3watch.agent.spool import IDENTITY, FrameHeader, Spool
 from k3watch.errors import InputError, K3watchError, Location, UsageError
+from k3watch.process import tune_gc
 from k3watch.rules.extension import parse_duration
 from k3watch.sources.base import Item, Position, Source
 from k3watch.sources.checkpoint import CheckpointStore
@@ -44,7 +45,8 @@ from k3watch.telemetry import Counters
 
 log = logging.getLogger(__name__)
 
-TICK = 0.1  # how long the loop sleeps when no source had a full batch ready
+TICK = 0.1  # how often sources without a poll interval of their own are polled
+MAX_SLEEP = 1.0  # the loop wakes at least this often (to notice a stop)
 SPOOL_DIR = "spool"
 CHECKPOINT_DIR = "checkpoints"
 ERRORS_PER_MINUTE = 10  # input errors logged per source and reason; the rest are counted
@@ -219,6 +221,9 @@ class _Input:
     retry_at: float = 0.0  # after the spool refused a batch: not before then
     stopped: bool = False  # failed: not polled any more
     pending: int = 0  # items polled into the batch (some may have been dropped)
+    poll_every: float = TICK  # after a poll that found nothing, wait this long (the source's
+    # poll_interval): polling a quiet file more often costs CPU and finds nothing sooner
+    next_poll: float = 0.0
 
     @property
     def finished(self) -> bool:
@@ -232,8 +237,12 @@ class _Input:
         dumps = orjson.dumps
         lines = self.lines
         for item in items:
+            event = item.event
+            if event.data is not None and "_key" not in event.raw:
+                lines.append(event.data)  # the line as read: the same JSON, not encoded again
+                continue
             try:
-                lines.append(dumps(item.event.raw))
+                lines.append(dumps(event.raw))
             except TypeError as exc:  # parsed input is JSON; but never crash on it
                 on_bad(exc)
         self.pending += len(items)
@@ -332,7 +341,10 @@ class Agent:
                 )
             except K3watchError as exc:
                 raise UsageError(f"source {config.source_name!r}: {exc}") from exc
-            self.inputs.append(_Input(config, source))
+            every = getattr(config, "poll_interval", None)
+            self.inputs.append(
+                _Input(config, source, poll_every=TICK if every is None else parse_duration(every))
+            )
             self.telemetry.sources.append(
                 SourceTelemetry(
                     source.name, source.counters, getattr(source, "parser_counters", None)
@@ -362,6 +374,7 @@ class Agent:
             self.spool.backlog_events,
             extra={"fields": {"node": self.node, "backlog_events": self.spool.backlog_events}},
         )
+        tune_gc()
         self.forwarder.start()
         if self.metrics is not None:
             self.metrics.start()
@@ -392,11 +405,14 @@ class Agent:
         while not self._stop.is_set():
             busy = False
             now = time.monotonic()
+            wake = now + MAX_SLEEP
             for put in self.inputs:
                 if put.retry_at > now:
+                    wake = min(wake, put.retry_at)
                     continue
                 room = self.max_events - put.pending
-                if room > 0 and not put.stopped and not put.source.done:
+                due = put.next_poll <= now or self.once
+                if due and room > 0 and not put.stopped and not put.source.done:
                     try:
                         items = put.source.poll(room, 0.0)
                     except Exception as exc:
@@ -405,6 +421,8 @@ class Agent:
                     if items:
                         put.take(items, now, self._unserializable(put))
                         busy = busy or len(items) == room
+                    else:
+                        put.next_poll = now + put.poll_every
                 if put.pending and (
                     put.pending >= self.max_events
                     or now - put.since >= self.max_wait
@@ -412,10 +430,13 @@ class Agent:
                     or put.source.done
                 ):
                     self._flush(put)
+                wake = min(wake, max(put.next_poll, now + TICK))
+                if put.pending:
+                    wake = min(wake, put.since + self.max_wait)
             if self.once and all(put.finished for put in self.inputs):
                 return
             if not busy:
-                self._stop.wait(TICK)
+                self._stop.wait(max(0.005, wake - time.monotonic()) if not self.once else TICK)
 
     def _unserializable(self, put: _Input) -> Callable[[Exception], None]:
         def report(exc: Exception) -> None:

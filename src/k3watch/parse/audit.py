@@ -25,7 +25,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Generator, Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import orjson
 
@@ -121,7 +121,6 @@ class AuditParser:
         decode_error = orjson.JSONDecodeError
         max_event = self.max_event_bytes
         counters = self.counters
-        event_keys = EVENT_KEYS
         count_every = _COUNT_EVERY
         pending: _Pending | None = None
         lineno = 0
@@ -155,23 +154,15 @@ class AuditParser:
                         return
                     pending = yield from self._unparsed(line, lineno, source, exc)
                     continue
-                # Fast path: a plain v1 (or version-less) Event of ordinary size. Anything else
-                # takes the general path below, which repeats these checks with messages.
-                if type(obj) is dict:
-                    kind = obj.get("kind")
-                    api = obj.get("apiVersion")
-                    if (
-                        (kind == "Event" or kind is None)
-                        and (api == _V1 or api is None)
-                        and len(line) <= max_event
-                        and ("auditID" in obj or not obj.keys().isdisjoint(event_keys))
-                    ):
-                        fast += 1
-                        if fast == count_every:
-                            counters.inc("events", fast)
-                            fast = 0
-                        yield Event(obj, source, lineno, data=line)
-                        continue
+                # Fast path: a plain event of ordinary size. Anything else takes the general path
+                # below, which repeats these checks with messages.
+                if is_plain_event(obj, len(line), max_event):
+                    fast += 1
+                    if fast == count_every:
+                        counters.inc("events", fast)
+                        fast = 0
+                    yield Event(obj, source, lineno, data=line)
+                    continue
                 yield from self._validated(obj, source, lineno, len(line))
         except InputError as exc:
             # From open_stream's gzip reader, which knows the file but not the line.
@@ -210,6 +201,14 @@ class AuditParser:
                 yield from self._validated(obj, source, line, len(data))
                 return
         yield from self.parse_stream(io.BytesIO(data), source)
+
+    def event_from_line(self, obj: object, data: bytes, source: str, line: int) -> list[Event]:
+        """The events of one line's decoded value ``obj`` (``data`` the line): a plain event
+        is taken as it is, with its line kept as its JSON; anything else is validated."""
+        if is_plain_event(obj, len(data), self.max_event_bytes):
+            self.counters.inc("events")
+            return [Event(cast(dict[str, Any], obj), source, line, data=data)]
+        return list(self._validated(obj, source, line, len(data)))
 
     def events_from_object(
         self, obj: object, source: str, line: int, *, size: int | None = None
@@ -407,6 +406,21 @@ class AuditParser:
     def _report(self, reason: str, message: str, location: Location, hint: str = "") -> None:
         self.counters.inc("parse_errors", reason=reason)
         self.on_error(InputError(message, location, hint, reason))
+
+
+def is_plain_event(obj: object, size: int, max_event: int) -> bool:
+    """Whether ``obj`` (``size`` bytes of JSON) is a plain v1 (or version-less) audit event of
+    ordinary size, which needs none of the general path's checks."""
+    if type(obj) is not dict:
+        return False
+    kind = obj.get("kind")
+    api = obj.get("apiVersion")
+    return (
+        (kind == "Event" or kind is None)
+        and (api == _V1 or api is None)
+        and size <= max_event
+        and ("auditID" in obj or not obj.keys().isdisjoint(EVENT_KEYS))
+    )
 
 
 def _event_problem(obj: dict[str, Any]) -> tuple[str, str] | None:

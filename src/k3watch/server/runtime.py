@@ -15,13 +15,14 @@ from pathlib import Path
 from k3watch.alerting.delivery import Dispatcher
 from k3watch.alerting.silence import ActiveSilences
 from k3watch.config import Config, parse_size
+from k3watch.process import tune_gc
 from k3watch.rules.engine import Engine
 from k3watch.rules.extension import parse_duration
 from k3watch.rules.firstseen import BaselineStore
 from k3watch.rules.model import RuleSet
 from k3watch.server.auth import Auth, RateLimiter
 from k3watch.server.pipeline import Pipeline
-from k3watch.server.prepare import Preparation, tune_gc
+from k3watch.server.prepare import Preparation
 from k3watch.server.tokens import Role, TokenStore
 from k3watch.store.base import RetentionPolicy, Store
 from k3watch.store.sqlite import SqliteStore

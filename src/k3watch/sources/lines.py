@@ -183,10 +183,12 @@ class AuditLines:
                 "invalid UTF-8 bytes replaced with U+FFFD; parsed anyway",
                 Location(source, line.number),
             )
-        return self._records(obj, line, source)
+            # not the line as read: its bytes are not what was parsed
+            events = self.parser.events_from_object(obj, source, line.number, size=len(data))
+            return self._records(list(events), line)
+        return self._records(self.parser.event_from_line(obj, data, source, line.number), line)
 
-    def _records(self, obj: object, line: Line, source: str) -> list[Record]:
-        events = self.parser.events_from_object(obj, source, line.number, size=len(line.data))
+    def _records(self, events: list[Event], line: Line) -> list[Record]:
         return [Record(event, line.offset, line.number, i) for i, event in enumerate(events)]
 
     def flush(self) -> list[Record]:

@@ -52,6 +52,8 @@ def file_positions(
 
     ``parser_held`` is ``(offset, line)`` of the records the parser still holds.
     """
+    if resume is None and not parser_held and len(records) == 1:
+        return [(offset, line, ())]  # the common case: one record, nothing held
     held: dict[int, HeldRecord] = {}
     if resume is not None:
         if resume.offset > offset:

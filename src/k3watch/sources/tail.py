@@ -338,12 +338,11 @@ class FileSource:
             return
         opened = segment.opened
         fingerprint = segment.fingerprint()
-        key_base = f"{self.path}#{fingerprint.sha256[:16]}"
         positions = file_positions(kept, self._decoder.held(), resume, offset, line)
         for record, (at, at_line, held) in zip(kept, positions, strict=True):
             raw = record.event.raw
             if "_key" in raw:
-                raw["_key"] = f"{key_base}@{record.offset}"
+                raw["_key"] = f"{self.path}#{fingerprint.sha256[:16]}@{record.offset}"
             position = FilePosition(opened.path, opened.inode, fingerprint, at, at_line, held)
             self._outbox.append(Item(record.event, position))
         self.counters.inc("items", len(kept))
