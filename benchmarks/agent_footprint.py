@@ -14,7 +14,8 @@ the agent has delivered everything, and prints:
 
 Targets: RSS under 80 MB and CPU under 5% of one core at 1,000 events/s.
 
-Run: ``python benchmarks/agent_footprint.py [--rate N] [--seconds N]``.
+Run: ``python benchmarks/agent_footprint.py [--rate N] [--seconds N] [--local]``; ``--local``
+turns on ``agent.local_rules`` (every built-in rule, alerts to a JSON-lines file).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ server:
 
 
 def start_agent(
-    tmp: Path, server: str, token: str, audit_log: Path, metrics_port: int
+    tmp: Path, server: str, token: str, audit_log: Path, metrics_port: int, local_rules: bool
 ) -> subprocess.Popen[bytes]:
     (tmp / "agent.token").write_text(token, encoding="utf-8")
     config = tmp / "agent.yaml"
@@ -101,7 +102,18 @@ agent:
   sources:
     - type: audit_file
       path: {audit_log}
-""",
+"""
+        + (
+            f"""  local_rules: true
+alerting:
+  destinations:
+    - name: node-file
+      type: file
+      path: {tmp / "node-alerts.jsonl"}
+"""
+            if local_rules
+            else ""
+        ),
         encoding="utf-8",
     )
     process = subprocess.Popen(
@@ -149,6 +161,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=int, default=1000, help="events per second")
     parser.add_argument("--seconds", type=int, default=30, help="how long to write")
+    parser.add_argument(
+        "--local", action="store_true", help="with agent.local_rules (every built-in rule)"
+    )
     args = parser.parse_args()
     total = args.rate // 10 * 10 * args.seconds
     lines = list(iter_events_bulk(total, 21))
@@ -161,7 +176,7 @@ def main() -> None:
         agent = None
         try:
             agent = start_agent(
-                tmp, f"http://127.0.0.1:{port}", agent_token, audit_log, metrics_port
+                tmp, f"http://127.0.0.1:{port}", agent_token, audit_log, metrics_port, args.local
             )
             time.sleep(1.0)  # let start-up settle: it is not what is measured
             idle = memory_mib(agent.pid, "VmRSS")

@@ -402,6 +402,15 @@ class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     sources: tuple[Source, ...] = ()
     """What the agent reads; each entry's ``type`` is one of audit_file, file, journald,
     webhook or stdin."""
+    local_rules: bool = False
+    """Also evaluate the rules of the ``rules:`` section on this node, as events are read, and
+    deliver their alerts through the ``alerting:`` destinations (give the agent its own: a
+    JSON-lines file, syslog, a webhook), so that a node raises alerts while the server is
+    unreachable. Events are redacted (the ``redaction:`` section) before the rules see them,
+    and are forwarded redacted. The server still evaluates every event it receives."""
+    local_suppress: float | str = "10m"
+    """With ``local_rules``: repeats of an alert (same rule and group) within this window are
+    merged and delivered once as an update when the window ends."""
 
     def check(self) -> None:
         """Raise ValueError for values that do not parse."""
@@ -423,6 +432,10 @@ class AgentConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
                 lambda: _seconds(self.batch_max_wait, "agent.batch_max_wait"),
             ),
             ("$.agent.timeout", lambda: _seconds(self.timeout, "agent.timeout")),
+            (
+                "$.agent.local_suppress",
+                lambda: _seconds(self.local_suppress, "agent.local_suppress"),
+            ),
             (
                 "$.agent.metrics_listen",
                 lambda: self.metrics_listen and parse_listen(self.metrics_listen),

@@ -34,6 +34,7 @@ from k3watch.agent.config import (
     WebhookSourceConfig,
 )
 from k3watch.agent.forward import Forwarder
+from k3watch.agent.local import LocalRules
 from k3watch.agent.metrics import MetricsServer, SourceTelemetry, Telemetry
 from k3watch.agent.spool import IDENTITY, FrameHeader, Spool
 from k3watch.errors import InputError, K3watchError, Location, UsageError
@@ -261,7 +262,12 @@ class Agent:
     ends; ``stdin`` replaces standard input for ``stdin`` sources (tests)."""
 
     def __init__(
-        self, config: AgentConfig, *, once: bool = False, stdin: BinaryIO | None = None
+        self,
+        config: AgentConfig,
+        *,
+        once: bool = False,
+        stdin: BinaryIO | None = None,
+        local: LocalRules | None = None,
     ) -> None:
         try:
             config.require()
@@ -269,6 +275,8 @@ class Agent:
             raise UsageError(str(exc)) from exc
         self.config = config
         self.once = once
+        self.local = local
+        """Rules evaluated here (``agent.local_rules``), built by the caller."""
         self.node = config.node_name
         self.counters = Counters("reader")
         self.max_events = config.batch_max_events
@@ -375,6 +383,8 @@ class Agent:
             extra={"fields": {"node": self.node, "backlog_events": self.spool.backlog_events}},
         )
         tune_gc()
+        if self.local is not None:
+            self.local.start()
         self.forwarder.start()
         if self.metrics is not None:
             self.metrics.start()
@@ -385,6 +395,8 @@ class Agent:
             finally:
                 self._close_sources()
                 self._spool_the_rest()
+                if self.local is not None:
+                    self.local.close()
             if self.once and not self._stop.is_set():
                 code = self._drain(once_timeout)
         finally:
@@ -419,6 +431,8 @@ class Agent:
                         self._source_failed(put, exc)
                         items = []
                     if items:
+                        if self.local is not None:
+                            self.local.observe(items)
                         put.take(items, now, self._unserializable(put))
                         busy = busy or len(items) == room
                     else:
@@ -518,6 +532,8 @@ class Agent:
                 except Exception:
                     items = []
                 if items:
+                    if self.local is not None:
+                        self.local.observe(items)
                     put.take(items, time.monotonic(), self._unserializable(put))
                 if not put.pending:
                     break

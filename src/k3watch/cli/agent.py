@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
+from rich.console import Console
 
 from k3watch.cli.app import main
-from k3watch.cli.common import read_config, stderr_console
+from k3watch.cli.common import (
+    load_selected_rules,
+    read_config,
+    report_rule_problems,
+    stderr_console,
+)
+from k3watch.config import Config
 from k3watch.errors import Location, UsageError
+from k3watch.rules.extension import parse_duration
+
+if TYPE_CHECKING:
+    from k3watch.agent.local import LocalRules
 
 
 @main.command(name="agent")
@@ -73,7 +84,7 @@ def agent_command(
     setup_logging(log_format, getattr(logging, log_level.upper()))
     _map_large_blocks()
     try:
-        agent = Agent(config.agent, once=once)
+        agent = Agent(config.agent, once=once, local=_local_rules(config, console))
     except UsageError as exc:
         console.print(f"error: {config_path}: {exc}", highlight=False)
         sys.exit(2)
@@ -82,17 +93,35 @@ def agent_command(
         logging.getLogger("k3watch.agent").info("%s: stopping", signal.Signals(number).name)
         agent.stop()
 
-    # Everything loaded so far lives as long as the process: keep it out of the collector's
-    # way, and collect less often (parsed events hold no reference cycles), which saves a
-    # good part of the agent's CPU at a steady event rate.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if agent.metrics_url is not None:
         logging.getLogger("k3watch.agent").info("metrics at %s/metrics", agent.metrics_url)
     sys.exit(agent.run(once_timeout=once_timeout))
+
+
+def _local_rules(config: Config, console: Console) -> LocalRules | None:
+    """The rules to evaluate on this node, when ``agent.local_rules`` asks for them."""
+    from k3watch.agent.local import LocalRules
+
+    settings = config.agent
+    if not settings.local_rules:
+        return None
+    if not config.alerting.destinations:
+        raise UsageError(
+            "agent.local_rules is on but alerting.destinations is empty: "
+            "the alerts would go nowhere"
+        )
+    ruleset = load_selected_rules((), False, (), (), config)
+    report_rule_problems(ruleset, console)
+    return LocalRules(
+        ruleset,
+        config.alerting,
+        config.redaction,
+        directory=Path(settings.spool_dir) / "local",
+        cluster=settings.cluster,
+        suppress_window=parse_duration(settings.local_suppress),
+    )
 
 
 def _map_large_blocks() -> None:
