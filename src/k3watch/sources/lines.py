@@ -72,14 +72,38 @@ class LineSplitter:
         """The lines that ``data`` completes."""
         lines: list[Line] = []
         begin = 0
-        while True:
-            newline = data.find(b"\n", begin)
-            end = len(data) if newline < 0 else newline
-            self._keep(data, begin, end)
+        find = data.find
+        if self._size:  # the held start of a line first
+            newline = find(b"\n")
+            self._keep(data, 0, len(data) if newline < 0 else newline)
             if newline < 0:
                 return lines
             lines.append(self._complete(1))
             begin = newline + 1
+        # Whole lines within ``data``, the common case: sliced once, with the same result as
+        # _keep and _complete (a line over the limit takes that path).
+        room = self.max_line_bytes + 1  # + 1: room for a "\r" to strip
+        offset, number = self.offset, self.line
+        while (newline := find(b"\n", begin)) >= 0:
+            if newline - begin > room:
+                self.offset, self.line = offset, number
+                self._keep(data, begin, newline)
+                lines.append(self._complete(1))
+                offset, number = self.offset, self.line
+            else:
+                text = data[begin:newline]
+                if text[-1:] == b"\r":
+                    text = text[:-1]
+                cut = len(text) > self.max_line_bytes
+                if cut:
+                    text = text[: self.max_line_bytes]
+                end = offset + newline - begin + 1
+                lines.append(Line(text, offset, end, number, cut))
+                offset, number = end, number + 1
+            begin = newline + 1
+        self.offset, self.line = offset, number
+        self._keep(data, begin, len(data))
+        return lines
 
     def finish(self) -> Line | None:
         """The incomplete last line as a complete one (the input ended); ``None`` if empty."""

@@ -327,6 +327,18 @@ class FileSource:
     def _emit(self, segment: Segment, records: list[Record], offset: int, line: int) -> None:
         """Queue ``records`` (the reading is now at ``offset``), each with its position."""
         resume = segment.resume
+        if resume is None and len(records) == 1 and not self._decoder.holds:
+            # One record and nothing held: its position is simply where the line ends.
+            record = records[0]
+            opened = segment.opened
+            fingerprint = segment.fingerprint()
+            raw = record.event.raw
+            if "_key" in raw:
+                raw["_key"] = f"{self.path}#{fingerprint.sha256[:16]}@{record.offset}"
+            position = FilePosition(opened.path, opened.inode, fingerprint, offset, line, ())
+            self._outbox.append(Item(record.event, position))
+            self.counters.inc("items")
+            return
         kept = records
         if resume is not None:
             kept = [r for r in records if resume.keeps(r.offset, r.index)]
