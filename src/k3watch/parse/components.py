@@ -96,9 +96,19 @@ KLOG_FILES: dict[str, str] = {
 _CONTAINER_ID = re.compile(r"(?:containerd://|ID:)?([0-9a-f]{64})\b")
 _SANDBOX = re.compile(r"&PodSandboxMetadata\{Name:([^,}]*),Uid:([^,}]*),Namespace:([^,}]*),")
 _CONTAINER_META = re.compile(r"&ContainerMetadata\{Name:([^,}]*),")
+# The id after one of these words. The pattern starts with the space after them (each
+# checked by a lookbehind): a search skips fast to a leading literal, whereas the words start
+# with common letters. No word is part of another, so the leftmost match stays the same.
+_ID_AFTER = (
+    "returns container id",
+    "StartContainer for",
+    "StopContainer for",
+    "RemoveContainer for",
+    "ExecSync for",
+    "Exec for",
+)
 _RETURNED_ID = re.compile(
-    r"(?:returns container id|(?:Start|Stop|Remove)Container for|ExecSync for|Exec for) "
-    r'"?([0-9a-f]{64})'
+    " (?:" + "|".join(f"(?<={words} )" for words in _ID_AFTER) + ')"?([0-9a-f]{64})'
 )
 
 

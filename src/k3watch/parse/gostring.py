@@ -30,13 +30,17 @@ def unquote(inner: str) -> str:
     """The text of a Go string literal's inside (without its quotes)."""
     if "\\" not in inner:
         return inner
+    # The common escape, \" alone (quoted names in containerd's messages), without the
+    # general reading. ASCII only: the general reading turns a lone surrogate into U+FFFD.
+    if "\\\\" not in inner and inner.count("\\") == inner.count('\\"') and inner.isascii():
+        return inner.replace('\\"', '"')
     out = bytearray()
     position = 0
     for match in _ESCAPE.finditer(inner):
         out += inner[position : match.start()].encode("utf-8", "surrogatepass")
         code = match[1]
         head = code[0]
-        if head == "x":
+        if head == "x" and len(code) == 3:
             out.append(int(code[1:], 16))
         elif head in "01234567" and len(code) == 3:
             out.append(int(code, 8) & 0xFF)

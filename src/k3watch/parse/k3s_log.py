@@ -36,7 +36,7 @@ from k3watch.event import Event
 from k3watch.parse import components
 from k3watch.parse.kernel import KERNEL_IDENTS, kernel_record, looks_like_record, parse_kernel
 from k3watch.parse.klog import parse_klog, split_structured
-from k3watch.parse.logrus import parse_logrus
+from k3watch.parse.logrus import logrus_parts
 from k3watch.parse.logs import (
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_RECORD_BYTES,
@@ -118,24 +118,31 @@ class LineReader:
     def read(self, text: str, context: Context, truncated: bool = False) -> Reading:
         record = context.record(text, truncated)
         named = self.component or components.program_component(context.ident, context.unit)
-        in_k3s = components.in_k3s_stream(context.ident, context.unit)
         if text.startswith("{"):
             reading = self._json(text, record)
             if reading is not None:
-                record.component = named or ("etcd" if in_k3s or _mentions_etcd(record) else None)
+                record.component = named or (
+                    "etcd"
+                    if components.in_k3s_stream(context.ident, context.unit)
+                    or _mentions_etcd(record)
+                    else None
+                )
                 return reading
-        logrus = parse_logrus(text)
+        logrus = logrus_parts(text)
         if logrus is not None:
+            level, message, stamp, fields = logrus
             problems: Problems = []
             record.format = "logrus"
-            record.level = logrus.level or record.level
-            record.fields = logrus.fields
-            record.component = named or ("k3s" if in_k3s else None)
-            if logrus.time is not None and not logrus.time.isdigit():
-                self._logrus_time(logrus.time, record, problems)
+            record.level = level or record.level
+            record.fields = fields
+            record.component = named or (
+                "k3s" if components.in_k3s_stream(context.ident, context.unit) else None
+            )
+            if stamp is not None and not stamp.isdigit():
+                self._logrus_time(stamp, record, problems)
             if record.component == "containerd":
-                record.container = components.container_from_message(logrus.message) or None
-            return Reading(record, logrus.message, True, _finish_text, problems)
+                record.container = components.container_from_message(message) or None
+            return Reading(record, message, True, _finish_text, problems)
         plain = strip_ansi(text)
         klog = parse_klog(plain)
         if klog is not None:
@@ -289,10 +296,12 @@ class StreamParser(LineParser):
                 kernel_record(line, record)
                 return [self.emit(record, origin)]
         reading = self.reader.read(content, context, truncated)
-        self._report_all(reading.problems, origin)
+        if reading.problems:
+            self._report_all(reading.problems, origin)
         stream = (context.host, context.unit or context.ident, context.pid)
-        pending = Pending(reading.record, origin, reading.body, finish=reading.finish)
-        pending.last_time = context.time
+        pending = Pending(
+            reading.record, origin, reading.body, last_time=context.time, finish=reading.finish
+        )
         if reading.header:
             # Held: the lines that follow from the same writer may continue it.
             return [self.complete(done) for done in self.joiner.start(stream, pending)]
@@ -352,7 +361,7 @@ class K3sLogParser(StreamParser):
     ) -> list[Event]:
         self.counters.inc("lines")
         text = decode(line)
-        if not text.strip():
+        if not text or text.isspace():
             self.counters.inc("skipped", reason="blank")
             return []
         prefix = split_syslog(text)

@@ -82,6 +82,8 @@ class SyslogPrefix:
 
 def split_syslog(text: str) -> SyslogPrefix | None:
     """The prefix of a syslog line, or ``None`` if the line does not start with one."""
+    if text[:1].islower():
+        return None  # every prefix starts with "<", a digit or a capital (logrus: "time=")
     severity: int | None = None
     position = 0
     pri = _PRI.match(text)

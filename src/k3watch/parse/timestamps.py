@@ -28,11 +28,9 @@ _QUARTER_HOUR = 900 * _MICRO
 _MAX_OFFSET = 14 * 3600 * _MICRO  # the widest UTC offset in use (UTC+14)
 _FUTURE_SLACK = 86400 * _MICRO  # clocks differ; a time up to a day ahead of now is accepted
 
-# 2024-05-23T20:29:53Z, 2024-05-23 20:29:53.123456789+02:00, 2024-05-23T20:29:53+0200
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,](\d{1,9}))?"
-    r"(?:(Z|z)|([+-])(\d\d):?(\d\d))?"
-)
+# 2024-05-23T20:29:53Z, 2024-05-23 20:29:53.123456789+02:00, 2024-05-23T20:29:53+0200.
+# Groups: the time to the second (fixed positions), the fraction, the zone.
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:[.,](\d{1,9}))?(Z|z|[+-]\d\d:?\d\d)?")
 
 MONTHS = {
     name: number
@@ -42,9 +40,27 @@ MONTHS = {
 }
 
 
+# Lines of a log share a few seconds and one zone, so the calendar work is done once per
+# second rather than once per line. Bounded: cleared when full.
+_CACHED = 4096
+_SECOND_TEXTS: dict[int, str] = {}  # seconds since the epoch → "2024-05-23T20:29:53."
+_SECOND_STARTS: dict[str, int] = {}  # "2024-05-23T20:29:53" → its µs (valid, not a leap second)
+# Zone as written → its UTC offset in µs; only valid zones, so at most 5,760 (±hh[:]mm).
+_OFFSETS: dict[str | None, int | None] = {None: None, "Z": 0, "z": 0}
+_UNKNOWN = 1  # not an offset (those are whole minutes): a zone not in _OFFSETS
+
+
 def format_us(us: int) -> str:
     """Microseconds since the epoch as RFC 3339 UTC with six fraction digits."""
-    return (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    second, micro = divmod(us, _MICRO)
+    head = _SECOND_TEXTS.get(second)
+    if head is None:
+        # OverflowError out of datetime's range, as for the whole time.
+        head = (_EPOCH + timedelta(seconds=second)).strftime("%Y-%m-%dT%H:%M:%S.")
+        if len(_SECOND_TEXTS) >= _CACHED:
+            _SECOND_TEXTS.clear()
+        _SECOND_TEXTS[second] = head
+    return f"{head}{micro:06d}Z"
 
 
 def fraction_us(digits: str | None) -> int:
@@ -90,19 +106,38 @@ def parse_rfc3339(text: str) -> tuple[int, int | None] | None:
     match = _RFC3339.fullmatch(text.strip())
     if match is None:
         return None
-    year, month, day, hour, minute, second = (int(match[i]) for i in range(1, 7))
-    wall = wall_us(year, month, day, hour, minute, second, fraction_us(match[7]))
-    if wall is None:
+    second, fraction, zone = match.groups()
+    start = _SECOND_STARTS.get(second)
+    offset = _OFFSETS.get(zone, _UNKNOWN)
+    if start is None or offset == _UNKNOWN:
+        return _parse_parts(second, fraction, zone)
+    return (start + int((fraction + "000000")[:6]) if fraction else start), offset
+
+
+def _parse_parts(
+    second: str, fraction: str | None, zone: str | None
+) -> tuple[int, int | None] | None:
+    """:func:`parse_rfc3339` for a second or zone not seen lately (it remembers them)."""
+    parts = (second[0:4], second[5:7], second[8:10], second[11:13], second[14:16], second[17:19])
+    year, month, day, hour, minute, seconds = (int(part) for part in parts)
+    start = wall_us(year, month, day, hour, minute, seconds)
+    if start is None:
         return None
-    if match[8]:
-        return wall, 0
-    if match[9]:
-        hours, minutes = int(match[10]), int(match[11])
+    offset = _OFFSETS.get(zone, _UNKNOWN)
+    if offset == _UNKNOWN and zone is not None:  # [+-]hh:mm (None, Z and z are known)
+        hours, minutes = int(zone[1:3]), int(zone[-2:])
         if hours > 23 or minutes > 59:
             return None
         offset = (hours * 3600 + minutes * 60) * _MICRO
-        return wall, offset if match[9] == "+" else -offset
-    return wall, None
+        if zone[0] == "-":
+            offset = -offset
+        _OFFSETS[zone] = offset
+    if seconds == 60:
+        return start, offset  # a leap second: the last µs of its minute, whatever the fraction
+    if len(_SECOND_STARTS) >= _CACHED:
+        _SECOND_STARTS.clear()
+    _SECOND_STARTS[second] = start
+    return start + fraction_us(fraction), offset
 
 
 def _years(center: int, month: int, day: int, latest_first: bool = False) -> range:
