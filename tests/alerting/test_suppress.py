@@ -121,3 +121,22 @@ def test_max_open_closes_the_earliest_alert() -> None:
     assert len(suppressor) == 2
     assert suppressor.counters.get("opened") == 3
     assert suppressor.counters.get("closed") == 1
+
+
+def test_delivery_sends_the_first_alert_then_one_update_per_window_with_repeats() -> None:
+    from k3watch.alerting.delivery import AlertContext, SuppressedDelivery
+
+    delivery = SuppressedDelivery(Suppressor(window=600))
+    context = AlertContext(cluster="c")
+    first = alert(0, ids=["a"])
+    assert delivery.add(first, context) == [(first, context)]
+    assert delivery.add(alert(10, ids=["b"]), context) == []
+    # Past the window: the old one closes with an update, and a new window opens at once.
+    second = alert(700, ids=["c"])
+    sent = delivery.add(second, context)
+    assert [(a, c.update) for a, c in sent] == [(first, True), (second, False)]
+    assert first.count == 2
+    assert delivery.add(alert(710, ids=["d"]), context) == []
+    # The new window's repeat is delivered when it ends too.
+    updates = delivery.drain()
+    assert [(a is second, a.count, c.update) for a, c in updates] == [(True, 2, True)]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from k3watch.alert import Alert
 from k3watch.alerting.config import AlertingConfig
-from k3watch.alerting.delivery import AlertContext, Dispatcher
+from k3watch.alerting.delivery import AlertContext, Dispatcher, SuppressedDelivery
 from k3watch.alerting.suppress import Suppressor
 from k3watch.redact import RedactionConfig, Redactor
 from k3watch.rules.engine import Engine
@@ -44,9 +44,10 @@ class LocalRules:
         self.redactor = Redactor(redaction, Counters("redaction"))
         baseline = BaselineStore(directory / "first-seen.sqlite")
         self.engine = Engine(ruleset, counters=Counters("engine"), baseline=baseline)
-        self.suppressor = Suppressor(suppress_window, counters=Counters("suppress"))
+        self.delivery = SuppressedDelivery(
+            Suppressor(suppress_window, counters=Counters("suppress"))
+        )
         self.dispatcher = Dispatcher.from_config(alerting, data_dir=directory)
-        self._delivered: dict[str, int] = {}
 
     def start(self) -> None:
         self.dispatcher.start()
@@ -61,38 +62,24 @@ class LocalRules:
                 self.counters.inc("redacted_events")
             alerts.extend(self.engine.process(event))
         for alert in alerts:
-            self._add(alert)
+            self._raised(alert)
         if self.engine.clock is not None:
-            self._deliver(self.suppressor.expire(self.engine.clock))
+            self._submit(self.delivery.expire(self.engine.clock))
 
     def close(self) -> None:
         """End of the stream: decide open windows, deliver what is pending, stop delivery."""
         for alert in self.engine.flush():
-            self._add(alert)
-        self._deliver(self.suppressor.drain())
+            self._raised(alert)
+        self._submit(self.delivery.drain())
         self.dispatcher.flush()
         self.dispatcher.close()
 
-    def _add(self, alert: Alert) -> None:
+    def _raised(self, alert: Alert) -> None:
         self.counters.inc("alerts", reason=alert.rule_id)
-        opened, closed = self.suppressor.add(alert)
-        if opened is not None:
-            self._delivered[opened.fingerprint] = opened.count
-            self._submit(opened, update=False)
-        self._deliver(closed)
-
-    def _deliver(self, closed: list[Alert]) -> None:
-        """Windows that ended: an update for each that merged repeats."""
-        for alert in closed:
-            if alert.count > self._delivered.pop(alert.fingerprint, alert.count):
-                self._submit(alert, update=True)
-
-    def _submit(self, alert: Alert, *, update: bool) -> None:
         rule = self.ruleset.get(alert.rule_id)
-        context = AlertContext(
-            cluster=self.cluster,
-            response=rule.info.response if rule is not None else "",
-            description=rule.info.description if rule is not None else "",
-            update=update,
-        )
-        self.dispatcher.submit(alert, context)
+        context = AlertContext.of_rule(rule.info if rule is not None else None, self.cluster)
+        self._submit(self.delivery.add(alert, context))
+
+    def _submit(self, deliveries: list[tuple[Alert, AlertContext]]) -> None:
+        if deliveries:
+            self.dispatcher.submit_all(deliveries)

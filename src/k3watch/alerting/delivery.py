@@ -17,6 +17,7 @@ description and the cluster are not part of ``Alert``: the caller passes them in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -41,6 +42,8 @@ from k3watch.alerting.config import (
 from k3watch.alerting.outbox import Entry, Outbox, OutboxItem
 from k3watch.alerting.routing import Candidate, Route, rejection
 from k3watch.alerting.sinks.destination import DeliveryError, Destination, Notification
+from k3watch.alerting.suppress import Suppressor
+from k3watch.rules.model import RuleInfo
 from k3watch.telemetry import Counters
 
 log = logging.getLogger(__name__)
@@ -59,6 +62,48 @@ class AlertContext:
     """The rule's description (``RuleInfo.description``)."""
     update: bool = False
     """True when this alert was submitted before and only its count/last_seen changed."""
+
+    @classmethod
+    def of_rule(cls, info: RuleInfo | None, cluster: str) -> AlertContext:
+        """The context of an alert of the rule described by ``info`` (None: a rule gone)."""
+        if info is None:
+            return cls(cluster=cluster)
+        return cls(cluster=cluster, response=info.response, description=info.description)
+
+
+class SuppressedDelivery:
+    """What to deliver of a stream of alerts under a ``Suppressor``: the first alert of each
+    window at once, and, when the window ends with repeats merged into it, one update."""
+
+    def __init__(self, suppressor: Suppressor) -> None:
+        self.suppressor = suppressor
+        # fingerprint → (count when delivered, context) of the open windows delivered
+        self._sent: dict[str, tuple[int, AlertContext]] = {}
+
+    def add(self, alert: Alert, context: AlertContext) -> list[tuple[Alert, AlertContext]]:
+        opened, closed = self.suppressor.add(alert)
+        # The windows it closed first: one of them may have the fingerprint it opens again.
+        out = self._updates(closed)
+        if opened is not None:
+            self._sent[opened.fingerprint] = (opened.count, context)
+            out.append((opened, context))
+        return out
+
+    def expire(self, now: float | None) -> list[tuple[Alert, AlertContext]]:
+        """Updates of the windows that ended at or before ``now`` (event time)."""
+        return self._updates(self.suppressor.expire(now))
+
+    def drain(self) -> list[tuple[Alert, AlertContext]]:
+        """End of the stream: updates of every open window."""
+        return self._updates(self.suppressor.drain())
+
+    def _updates(self, closed: list[Alert]) -> list[tuple[Alert, AlertContext]]:
+        out = []
+        for alert in closed:
+            sent = self._sent.pop(alert.fingerprint, None)
+            if sent is not None and alert.count > sent[0]:
+                out.append((alert, dataclasses.replace(sent[1], update=True)))
+        return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from k3watch.alert import Alert
-from k3watch.alerting.delivery import AlertContext, Dispatcher
+from k3watch.alerting.delivery import AlertContext, Dispatcher, SuppressedDelivery
 from k3watch.alerting.silence import ActiveSilences, alert_labels
 from k3watch.alerting.suppress import Suppressor
 from k3watch.rules.engine import Engine
@@ -90,6 +90,7 @@ class Pipeline:
         self.counters = counters or Counters("ingest")
         self.redaction_counters = redaction_counters or Counters("redaction")
         self.suppressor = Suppressor(suppress_window, counters=Counters("suppress"))
+        self.delivery = SuppressedDelivery(self.suppressor)
         self.queue_events = queue_events
         self.detect_seconds = 0.0
         self.alerts_by_rule: dict[tuple[str, str], int] = {}
@@ -97,8 +98,6 @@ class Pipeline:
         self._queued = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._contexts: dict[str, AlertContext] = {}
-        self._delivered_counts: dict[str, int] = {}
 
     # --- the HTTP side ---
 
@@ -207,8 +206,7 @@ class Pipeline:
         for alert in engine.passed(sum(new), None, prepared.last_time):
             self._on_alert(alert, request.cluster, records, deliveries)
         if engine.clock is not None:
-            for alert in self.suppressor.expire(engine.clock):
-                self._on_closed(alert, deliveries)
+            deliveries.extend(self.delivery.expire(engine.clock))
         self.detect_seconds += time.perf_counter() - started
         batch = Batch(
             request.batch_id,
@@ -274,29 +272,8 @@ class Pipeline:
             self.counters.inc("alerts_silenced")
             return
         rule = self.ruleset.get(alert.rule_id)
-        self._contexts[alert.fingerprint] = AlertContext(
-            cluster=cluster,
-            response=rule.info.response if rule is not None else "",
-            description=rule.info.description if rule is not None else "",
-        )
-        opened, closed = self.suppressor.add(alert)
-        if opened is not None:
-            self._delivered_counts[opened.fingerprint] = opened.count
-            deliveries.append((opened, self._contexts[opened.fingerprint]))
-        for done in closed:
-            self._on_closed(done, deliveries)
-
-    def _on_closed(self, alert: Alert, deliveries: list[tuple[Alert, AlertContext]]) -> None:
-        """A suppression window ended: deliver an update when repeats were merged into it."""
-        delivered = self._delivered_counts.pop(alert.fingerprint, alert.count)
-        context = self._contexts.pop(alert.fingerprint, AlertContext())
-        if alert.count > delivered:
-            deliveries.append(
-                (
-                    alert,
-                    AlertContext(context.cluster, context.response, context.description, True),
-                )
-            )
+        context = AlertContext.of_rule(rule.info if rule is not None else None, cluster)
+        deliveries.extend(self.delivery.add(alert, context))
 
 
 def _group_text(group: dict[str, Any], word: str) -> str | None:
