@@ -28,7 +28,7 @@ import orjson
 import zstandard
 
 from k3watch.errors import InputError, Location
-from k3watch.event import Event, parse_time
+from k3watch.event import Event
 from k3watch.parse.audit import AuditParser
 from k3watch.process import tune_gc
 from k3watch.redact import RedactionConfig, Redactor
@@ -214,9 +214,9 @@ class Preparer:
             if redactor.redact(raw):
                 counters.inc("redacted_events")
                 body = None
-            when = event.time
+            when = event.time  # the receive time when the event has none
             if when is None:
-                when = parse_time(raw.get("time")) or job.received
+                when = job.received
             else:
                 if first is None:
                     first = when

@@ -212,8 +212,9 @@ class Writer:
                 rows = given if all(new) else given.select(new)
             else:
                 events = cast(Sequence[IncomingEvent], given)
-                hashes = self._hashes([e.key for e in events])
-                new = self._new([e.key for e in events], hashes)
+                keys = [e.key for e in events]
+                hashes = self._hashes(keys)
+                new = self._new(keys, hashes)
                 if not all(new):
                     events = [e for e, fresh in zip(events, new, strict=True) if fresh]
                     hashes = [h for h, fresh in zip(hashes, new, strict=True) if fresh]
