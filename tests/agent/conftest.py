@@ -15,6 +15,7 @@ import pytest
 
 from k3watch.agent.config import AgentConfig, AuditFileSourceConfig, SourceConfig
 from k3watch.config import Config
+from k3watch.redact import RedactionConfig
 from k3watch.rules.loader import load_rules
 from k3watch.rules.model import RuleSet
 from k3watch.sample import generate_events
@@ -80,7 +81,11 @@ def k3watch_server(tmp_path: Path) -> Iterator[StartServer]:
     """Starts servers (plain HTTP on loopback unless TLS is asked for); stops them after."""
     started: list[BackgroundServer] = []
 
-    def start(limits: LimitsConfig | None = None, **server: Any) -> Server:
+    def start(
+        limits: LimitsConfig | None = None,
+        redaction: RedactionConfig | None = None,
+        **server: Any,
+    ) -> Server:
         settings = ServerConfig(
             data_dir=str(tmp_path / f"server-{len(started)}"),
             listen="127.0.0.1:0",
@@ -90,7 +95,8 @@ def k3watch_server(tmp_path: Path) -> Iterator[StartServer]:
             limits=limits or LimitsConfig(),
         )
         settings = msgspec.structs.replace(settings, **server)
-        runtime = Runtime.build(Config(server=settings), builtin_rules())
+        config = Config(server=settings, redaction=redaction or RedactionConfig())
+        runtime = Runtime.build(config, builtin_rules())
         _, token = runtime.tokens.create("test-agent", Role.AGENT)
         background = BackgroundServer(runtime).start()
         started.append(background)
