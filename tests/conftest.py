@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
+
+from k3watch.rules.loader import load_rules
+from k3watch.rules.model import RuleSet
+
+
+@functools.cache
+def builtin_rules() -> RuleSet:
+    """The built-in rule library, loaded once per test process."""
+    return load_rules([], builtin=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

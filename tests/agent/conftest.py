@@ -12,22 +12,16 @@ from typing import Any
 import msgspec
 import orjson
 import pytest
+from tests.conftest import builtin_rules
 
 from k3watch.agent.config import AgentConfig, AuditFileSourceConfig, SourceConfig
 from k3watch.config import Config
 from k3watch.redact import RedactionConfig
-from k3watch.rules.loader import load_rules
-from k3watch.rules.model import RuleSet
 from k3watch.sample import generate_events
 from k3watch.server.config import LimitsConfig, ServerConfig
 from k3watch.server.run import BackgroundServer
 from k3watch.server.runtime import Runtime
 from k3watch.server.tokens import Role
-
-
-@functools.cache
-def builtin_rules() -> RuleSet:
-    return load_rules([], builtin=True)
 
 
 @functools.cache

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.conftest import builtin_rules as shared_builtin_rules
 
 from k3watch.event import Event
-from k3watch.rules.loader import load_rules
 from k3watch.rules.model import RuleSet
 from k3watch.sample import generate_events
 
@@ -15,7 +15,7 @@ from k3watch.sample import generate_events
 @pytest.fixture(scope="session")
 def builtin_rules() -> RuleSet:
     """The built-in rule library (loaded once: it takes a couple of seconds)."""
-    return load_rules(builtin=True)
+    return shared_builtin_rules()
 
 
 @pytest.fixture(scope="session")

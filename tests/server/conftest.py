@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,21 +9,15 @@ from typing import Any
 
 import msgspec
 import pytest
+from tests.conftest import builtin_rules
 
 from k3watch.alerting.config import AlertingConfig, FileConfig
 from k3watch.client import Client
 from k3watch.config import Config
-from k3watch.rules.loader import load_rules
-from k3watch.rules.model import RuleSet
 from k3watch.server.config import LimitsConfig, ServerConfig
 from k3watch.server.run import BackgroundServer
 from k3watch.server.runtime import Runtime
 from k3watch.server.tokens import Role
-
-
-@functools.cache
-def builtin_rules() -> RuleSet:
-    return load_rules([], builtin=True)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 from k3watch.agent.forward import Forwarder
 from k3watch.agent.spool import Spool
 from k3watch.event import format_time
-from k3watch.server.config import parse_listen
+from k3watch.server.config import listen_url, parse_listen
 from k3watch.telemetry import Counters
 
 _NAME = re.compile(r"[^a-zA-Z0-9_]")
@@ -204,7 +204,7 @@ class MetricsServer:
     @property
     def url(self) -> str:
         host, port = self.address
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return listen_url("http", host, port)
 
     def start(self) -> MetricsServer:
         self._thread.start()

@@ -41,6 +41,11 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
+def listen_url(scheme: str, host: str, port: int) -> str:
+    """The URL of a listener at ``host``, ``port`` (an IPv6 address in brackets)."""
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+
 class ServerTlsConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The server's certificate, and the CA its clients' certificates must come from."""
 

@@ -17,7 +17,7 @@ import uvicorn
 
 from k3watch.errors import UsageError
 from k3watch.server.app import Surface, create_app
-from k3watch.server.config import ServerConfig, parse_listen
+from k3watch.server.config import ServerConfig, listen_url, parse_listen
 from k3watch.server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,9 +32,7 @@ class Listener:
     @property
     def url(self) -> str:
         host, port = self.socket.getsockname()[:2]
-        scheme = "https" if self.config.ssl_certfile else "http"
-        shown = f"[{host}]" if ":" in host else host
-        return f"{scheme}://{shown}:{port}"
+        return listen_url("https" if self.config.ssl_certfile else "http", host, port)
 
 
 def listeners(runtime: Runtime) -> list[Listener]:

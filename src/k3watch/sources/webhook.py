@@ -30,6 +30,7 @@ import orjson
 from k3watch.certs import server_ssl_context
 from k3watch.errors import InputError, UsageError
 from k3watch.parse.audit import DEFAULT_MAX_EVENT_BYTES, AuditParser
+from k3watch.server.config import listen_url
 from k3watch.sources.base import DEFAULT_MAX_ITEMS, Item, Position
 from k3watch.telemetry import Counters
 
@@ -176,8 +177,7 @@ class WebhookSource:
     def url(self) -> str:
         host, port = self.address
         scheme = "https" if self._server.tls is not None else "http"
-        host = f"[{host}]" if ":" in host else host
-        return f"{scheme}://{host}:{port}{self.path}"
+        return listen_url(scheme, host, port) + self.path
 
     # -- the Source protocol -----------------------------------------------------------------
 
