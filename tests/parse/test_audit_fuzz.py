@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.parse.mutations import joined, mutate
 
 from k3watch.errors import InputError
 from k3watch.event import Event
@@ -70,20 +71,8 @@ def mutated_lines(draw: st.DrawFn) -> bytes:
     """Valid event lines with bytes deleted, inserted, flipped or cut off."""
     lines = []
     for _ in range(draw(st.integers(1, 4))):
-        line = bytearray(draw(st.sampled_from(VALID_LINES)))
-        for _ in range(draw(st.integers(0, 4))):
-            position = draw(st.integers(0, len(line)))
-            match draw(st.sampled_from(["delete", "insert", "flip", "cut"])):
-                case "delete":
-                    del line[position : position + draw(st.integers(1, 20))]
-                case "insert":
-                    line[position:position] = draw(st.binary(min_size=1, max_size=8))
-                case "flip" if position < len(line):
-                    line[position] ^= draw(st.integers(1, 255))
-                case "cut":
-                    del line[position:]
-        lines.append(bytes(line))
-    return draw(st.sampled_from([b"\n", b"\r\n"])).join(lines)
+        lines.append(mutate(draw, draw(st.sampled_from(VALID_LINES))))
+    return joined(draw, lines)
 
 
 @FUZZ

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.parse.mutations import joined, mutate
 
 from k3watch.errors import InputError
 from k3watch.event import Event
@@ -90,20 +91,8 @@ def damaged(draw: st.DrawFn) -> bytes:
         if draw(st.booleans()):
             lines.append(draw(st.sampled_from(FRAGMENTS)))
             continue
-        line = bytearray(draw(st.sampled_from(LINES)))
-        for _ in range(draw(st.integers(0, 4))):
-            position = draw(st.integers(0, len(line)))
-            match draw(st.sampled_from(["delete", "insert", "flip", "cut"])):
-                case "delete":
-                    del line[position : position + draw(st.integers(1, 20))]
-                case "insert":
-                    line[position:position] = draw(st.binary(min_size=1, max_size=8))
-                case "flip" if position < len(line):
-                    line[position] ^= draw(st.integers(1, 255))
-                case "cut":
-                    del line[position:]
-        lines.append(bytes(line))
-    return draw(st.sampled_from([b"\n", b"\r\n"])).join(lines)
+        lines.append(mutate(draw, draw(st.sampled_from(LINES))))
+    return joined(draw, lines)
 
 
 @FUZZ
