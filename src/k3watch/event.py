@@ -11,8 +11,11 @@ import base64
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache, wraps
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
+
+import msgspec
+import orjson
 
 DECISION_ANNOTATION = "authorization.k8s.io/decision"
 REASON_ANNOTATION = "authorization.k8s.io/reason"
@@ -20,7 +23,7 @@ REASON_ANNOTATION = "authorization.k8s.io/reason"
 # Timestamp fields in order of preference: when the request arrived, then when this stage was
 # written, then the v1beta1 field (some events carry only that one).
 # Audit events (v1, then v1beta1), then normalized component-log records (``k3watch.log/v1``).
-_TIME_FIELDS = ("requestReceivedTimestamp", "stageTimestamp", "timestamp", "time")
+TIME_FIELDS = ("requestReceivedTimestamp", "stageTimestamp", "timestamp", "time")
 
 
 # Midnight (UTC, epoch seconds) of the dates seen, so most timestamps parse without datetime.
@@ -269,6 +272,18 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_DECODE_WIDE = msgspec.json.Decoder(float_hook=float).decode
+
+
+def _decode(data: bytes) -> dict[str, Any]:
+    try:
+        return cast(dict[str, Any], orjson.loads(data))
+    except orjson.JSONDecodeError:
+        # A number beyond a double's range: orjson refuses it, the check that let the line
+        # through (msgspec) reads it as infinity. Read it the same way here.
+        return cast(dict[str, Any], _DECODE_WIDE(data))
+
+
 class Event:
     """One audit event: the raw object, where it came from, and typed accessors.
 
@@ -276,18 +291,18 @@ class Event:
     and response bodies were dropped (the metadata is kept, so metadata rules still work).
     """
 
-    __slots__ = ("_time", "_timed", "data", "item", "line", "raw", "source", "truncated")
+    __slots__ = ("_raw", "_time", "_timed", "data", "item", "line", "source", "truncated")
 
     def __init__(
         self,
-        raw: dict[str, Any],
+        raw: dict[str, Any] | None,
         source: str = "",
         line: int = 0,
         item: int | None = None,
         truncated: bool = False,
         data: bytes | None = None,
     ) -> None:
-        self.raw = raw
+        self._raw = raw
         self.source = source
         self.line = line
         self.item = item
@@ -298,6 +313,26 @@ class Event:
         the event)."""
         self._time: float | None = None
         self._timed = False  # the time is parsed on first use, then kept
+
+    @classmethod
+    def unparsed(cls, data: bytes, source: str, line: int, time: float | None) -> Event:
+        """An event read from the JSON line ``data`` (already checked to be one object), whose
+        ``raw`` is decoded only when first used: a node agent that forwards the line as it
+        is never builds the objects."""
+        event = cls(None, source, line, data=data)
+        event._time, event._timed = time, True
+        return event
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        raw = self._raw
+        if raw is None:
+            raw = self._raw = _decode(self.data or b"{}")
+        return raw
+
+    @raw.setter
+    def raw(self, value: dict[str, Any]) -> None:
+        self._raw = value
 
     def __repr__(self) -> str:
         return f"Event({self.location}, {self.verb} {self.resource} by {self.user})"
@@ -314,7 +349,7 @@ class Event:
             return self._time
         found = None
         raw = self.raw
-        for name in _TIME_FIELDS:
+        for name in TIME_FIELDS:
             value = raw.get(name)
             if value is not None:
                 found = parse_time(value)

@@ -113,3 +113,65 @@ def test_valid_event_lines_survive_any_neighbours(pieces: list[tuple[bool, bytes
     by_line = {e.line: e.raw for e in events if e.item is None}
     for n in valid_lines:
         assert by_line[n] == orjson.loads(pieces[n - 1][1])
+
+
+def general_path(data: bytes) -> list[Event]:
+    """What the general path (the whole line decoded first) makes of one line."""
+    parser = AuditParser(Counters("fuzz"), lambda error: None, 1024, 4096)
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return []
+    return parser.event_from_line(obj, data, "fuzz", 3)
+
+
+@FUZZ
+@given(data=st.one_of(mutated_lines(), st.sampled_from(VALID_LINES)))
+def test_unparsed_events_are_what_the_general_path_reads(data: bytes) -> None:
+    """A line taken without decoding it is a plain event the general path reads the same:
+    the same object once decoded, the same time; a line it declines goes the general way."""
+    parser = AuditParser(Counters("fuzz"), lambda error: None, 1024, 4096)
+    event = parser.unparsed_event(data, "fuzz", 3)
+    if event is None:
+        return
+    [expected] = general_path(data)
+    assert event.data == data and expected.data == data
+    assert (event.source, event.line, event.item) == ("fuzz", 3, None)
+    assert event.time == expected.time
+    assert event.raw == expected.raw
+
+
+def test_valid_lines_are_taken_without_decoding() -> None:
+    parser = AuditParser(Counters("fuzz"), lambda error: None)
+    for line in VALID_LINES:
+        event = parser.unparsed_event(line, "fuzz", 1)
+        assert event is not None and event._raw is None  # nothing decoded yet
+        assert event.raw == orjson.loads(line)
+    assert parser.counters.get("events") == len(VALID_LINES)
+
+
+def test_unusual_lines_are_left_to_the_general_path() -> None:
+    parser = AuditParser(Counters("fuzz"), lambda error: None, max_event_bytes=2000)
+    event = orjson.loads(VALID_LINES[0])
+    declined = {
+        "invalid UTF-8": VALID_LINES[0].replace(b'"auditID"', b'"x":"\xff","auditID"'),
+        "not ASCII": orjson.dumps({**event, "x": "é"}),
+        "over max_event_bytes": orjson.dumps({**event, "x": "a" * 2000}),
+        "no auditID": orjson.dumps({k: v for k, v in event.items() if k != "auditID"}),
+        "auditID not a string": orjson.dumps({**event, "auditID": 7}),
+        "numeric time": orjson.dumps({**event, "requestReceivedTimestamp": 1.5}),
+        "a batch": orjson.dumps({"kind": "EventList", "auditID": "x", "items": [event]}),
+        "v1beta1": orjson.dumps({**event, "apiVersion": "audit.k8s.io/v1beta1"}),
+        "not an object": b"[1]",
+        "nested too deep": b'{"auditID":"x","a":' + b"[" * 5000 + b"]" * 5000 + b"}",
+        "trailing bytes": VALID_LINES[0] + b" x",
+    }
+    for why, line in declined.items():
+        assert parser.unparsed_event(line, "fuzz", 1) is None, why
+
+
+def test_a_number_beyond_a_double_reads_as_infinity() -> None:
+    """orjson refuses such a number, which the check accepted: decoding falls back."""
+    line = b'{"auditID":"a","stage":"ResponseComplete","x":1e999}'
+    event = AuditParser(Counters("fuzz"), lambda error: None).unparsed_event(line, "fuzz", 1)
+    assert event is not None and event.raw["x"] == float("inf")

@@ -239,7 +239,7 @@ class _Input:
         lines = self.lines
         for item in items:
             event = item.event
-            if event.data is not None and "_key" not in event.raw:
+            if event.data is not None:
                 lines.append(event.data)  # the line as read: the same JSON, not encoded again
                 continue
             try:

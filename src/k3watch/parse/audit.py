@@ -27,10 +27,11 @@ import re
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, BinaryIO, cast
 
+import msgspec
 import orjson
 
 from k3watch.errors import InputError, Location
-from k3watch.event import Event
+from k3watch.event import TIME_FIELDS, Event, parse_time
 from k3watch.sources.files import GZIP_MAGIC, OverlongLine, iter_lines, open_stream
 from k3watch.telemetry import Counters
 
@@ -63,6 +64,22 @@ _VALUE_STARTS = (b"{", b"[")
 _OPEN_ENDINGS = (b"{", b"[", b",", b":")
 
 _Events = Generator[Event, None, None]
+
+
+class _Head(msgspec.Struct):
+    """What decides whether a line is a plain audit event, and its time: the fields that
+    :func:`is_plain_event` and :attr:`Event.time` read, with the types a real event has."""
+
+    auditID: str
+    kind: str | None = None
+    apiVersion: str | None = None
+    requestReceivedTimestamp: str | None = None
+    stageTimestamp: str | None = None
+    timestamp: str | None = None
+    time: str | None = None
+
+
+_read_head = msgspec.json.Decoder(_Head).decode
 
 # How many fast-path events parse_stream counts before adding them to the shared counters.
 _COUNT_EVERY = 256
@@ -209,6 +226,26 @@ class AuditParser:
             self.counters.inc("events")
             return [Event(cast(dict[str, Any], obj), source, line, data=data)]
         return list(self._validated(obj, source, line, len(data)))
+
+    def unparsed_event(self, data: bytes, source: str, line: int) -> Event | None:
+        """The line ``data`` as an event whose ``raw`` is decoded only when used, if it is a
+        plain v1 audit event (:func:`is_plain_event`) in ASCII; else ``None``, and the
+        general path reads it. Checking the line's JSON this way builds only a few fields."""
+        if len(data) > self.max_event_bytes or not data.isascii():
+            return None  # invalid UTF-8 is replaced by the general path (msgspec keeps it)
+        try:
+            head = _read_head(data)
+        except (msgspec.DecodeError, RecursionError):
+            return None  # not JSON, not an object, or a field of an unusual type
+        if head.kind not in _EVENT_KINDS or head.apiVersion not in _V1_VERSIONS:
+            return None
+        when = None
+        for name in TIME_FIELDS:
+            value = getattr(head, name)
+            if value is not None and (when := parse_time(value)) is not None:
+                break
+        self.counters.inc("events")
+        return Event.unparsed(data, source, line, when)
 
     def events_from_object(
         self, obj: object, source: str, line: int, *, size: int | None = None
@@ -406,6 +443,10 @@ class AuditParser:
     def _report(self, reason: str, message: str, location: Location, hint: str = "") -> None:
         self.counters.inc("parse_errors", reason=reason)
         self.on_error(InputError(message, location, hint, reason))
+
+
+_EVENT_KINDS = ("Event", None)
+_V1_VERSIONS = (_V1, None)
 
 
 def is_plain_event(obj: object, size: int, max_event: int) -> bool:

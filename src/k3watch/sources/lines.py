@@ -191,6 +191,9 @@ class AuditLines:
             return []
         if not data.strip():
             return []
+        event = self.parser.unparsed_event(data, source, line.number)
+        if event is not None:
+            return [Record(event, line.offset, line.number)]
         try:
             obj = orjson.loads(data)
         except orjson.JSONDecodeError as exc:

@@ -52,8 +52,11 @@ def file_positions(
 
     ``parser_held`` is ``(offset, line)`` of the records the parser still holds.
     """
-    if resume is None and not parser_held and len(records) == 1:
-        return [(offset, line, ())]  # the common case: one record, nothing held
+    if resume is None and len(records) == 1:
+        # The common case: one record, and the parser holds at most the next one.
+        first = records[0].offset
+        held_now = tuple(HeldRecord(start, at) for start, at in parser_held if start != first)
+        return [(offset, line, held_now)]
     held: dict[int, HeldRecord] = {}
     if resume is not None:
         if resume.offset > offset:

@@ -26,6 +26,7 @@ from k3watch.parse.audit import DEFAULT_MAX_EVENT_BYTES
 from k3watch.sources.base import (
     DEFAULT_MAX_ITEMS,
     FilePosition,
+    Fingerprint,
     Item,
     Position,
     check_start_at,
@@ -332,9 +333,7 @@ class FileSource:
             record = records[0]
             opened = segment.opened
             fingerprint = segment.fingerprint()
-            raw = record.event.raw
-            if "_key" in raw:
-                raw["_key"] = f"{self.path}#{fingerprint.sha256[:16]}@{record.offset}"
+            self._rekey(record, fingerprint)
             position = FilePosition(opened.path, opened.inode, fingerprint, offset, line, ())
             self._outbox.append(Item(record.event, position))
             self.counters.inc("items")
@@ -352,14 +351,20 @@ class FileSource:
         fingerprint = segment.fingerprint()
         positions = file_positions(kept, self._decoder.held(), resume, offset, line)
         for record, (at, at_line, held) in zip(kept, positions, strict=True):
-            raw = record.event.raw
-            if "_key" in raw:
-                raw["_key"] = f"{self.path}#{fingerprint.sha256[:16]}@{record.offset}"
+            self._rekey(record, fingerprint)
             position = FilePosition(opened.path, opened.inode, fingerprint, at, at_line, held)
             self._outbox.append(Item(record.event, position))
         self.counters.inc("items", len(kept))
         if resume is not None:
             resume.delivered(kept)
+
+    def _rekey(self, record: Record, fingerprint: Fingerprint) -> None:
+        """A log record's ``_key`` names the file by its path and fingerprint, so that it stays
+        the same when the record is read again from a backup. Audit events (read as lines,
+        ``data`` set) have none."""
+        event = record.event
+        if event.data is None and "_key" in event.raw:
+            event.raw["_key"] = f"{self.path}#{fingerprint.sha256[:16]}@{record.offset}"
 
     # -- errors ----------------------------------------------------------------------------------
 
