@@ -211,6 +211,26 @@ def test_times_of_a_remembered_second_keep_their_own_fraction() -> None:
         assert parse_rfc3339(text) == reference_rfc3339(text), text
 
 
+def test_utc_times_read_by_position_read_as_the_expression_does() -> None:
+    """A UTC time with a fraction in a remembered second is read by position: every text
+    near that shape (fraction lengths, non-ASCII digits, other zones, text around it) reads
+    as the reference does."""
+    second = "2024-05-23T20:29:53"
+    parse_rfc3339(second + "Z")  # remembered from now on
+    rnd = random.Random(11)
+    digits = "0123456789"
+    for _ in range(3000):
+        fraction = "".join(rnd.choice(digits) for _ in range(rnd.randint(0, 11)))
+        if rnd.random() < 0.1:
+            fraction += rnd.choice(["\u0663", "\u00b2", "a", " ", "."])
+        text = (
+            f"{rnd.choice(['', ' '])}{rnd.choice([second, '2024-05-23 20:29:53'])}"
+            f"{rnd.choice(['.', '.', ','])}{fraction}{rnd.choice(['Z', 'Z', 'z', '+00:00'])}"
+            f"{rnd.choice(['', '', ' ', 'Z'])}"
+        )
+        assert parse_rfc3339(text) == reference_rfc3339(text), text
+
+
 def test_format_us_matches_strftime() -> None:
     rnd = random.Random(5)
     values = [0, -1, 1, 999_999, 1_000_000, 253402300799999999, -62135596800000000]

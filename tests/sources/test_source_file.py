@@ -217,3 +217,41 @@ def test_over_long_component_lines_are_cut_and_reported(tmp_path: Path) -> None:
     items = src.poll()
     assert [item.event.raw.get("truncated") for item in items] == [True, None]
     assert [getattr(e, "reason", None) for e in errors] == ["line_too_long"]
+
+
+JOURNAL_EXPORTS = sorted((Path(__file__).parents[1] / "golden" / "journald").glob("*.input"))
+
+
+def test_a_journal_export_file_keeps_cursor_keys_and_resumes_exactly(tmp_path: Path) -> None:
+    """``journalctl -o json`` output read as a file: each record keeps its journal cursor as
+    its key (the file offset would name nothing stable), and resuming after any committed item
+    delivers each record exactly once, continuation lines and interleaved writers included."""
+    log = tmp_path / "journal.json"
+    log.write_bytes(b"".join(p.read_bytes() for p in JOURNAL_EXPORTS))
+    every = source(log, format="journald", follow=False).poll(10_000)
+    keys = [str(item.event.raw["_key"]) for item in every]
+    assert len(keys) == len(set(keys)) > 20
+    assert keys == [str(item.event.raw["source"]["cursor"]) for item in every]
+    for stop in range(len(every)):
+        store = CheckpointStore(tmp_path / f"checkpoints-{stop}")
+        first = source(log, store, format="journald", follow=False)
+        taken: list[Item] = []
+        while len(taken) <= stop:
+            batch = first.poll(1)
+            assert batch
+            taken += batch
+        first.commit(taken[-1].position)
+        first.close()
+        rest = drain_once_as(log, store, "journald")
+        assert [str(i.event.raw["_key"]) for i in taken + rest] == keys, stop
+
+
+def drain_once_as(path: Path, store: CheckpointStore, format: str) -> list[Item]:
+    src = source(path, store, format=format, follow=False)
+    items: list[Item] = []
+    while not src.done:
+        batch = src.poll()
+        if batch:
+            src.commit(batch[-1].position)
+        items += batch
+    return items

@@ -78,17 +78,13 @@ class Context:
     reference: int | None = None
 
     def record(self, message: str, truncated: bool = False) -> LogRecord:
-        return LogRecord(
-            message,
-            self.format,
-            time=self.time,
-            level=self.level,
-            host=self.host,
-            unit=self.unit,
-            ident=self.ident,
-            pid=self.pid,
-            truncated=truncated,
+        # Positional: one is made for every line, and keyword arguments slow the call down.
+        record = LogRecord(
+            message, self.format, self.time, self.level, self.host, self.unit, self.ident, self.pid
         )
+        if truncated:
+            record.truncated = True
+        return record
 
 
 @dataclass(slots=True)
@@ -304,7 +300,7 @@ class StreamParser(LineParser):
         )
         if reading.header:
             # Held: the lines that follow from the same writer may continue it.
-            return [self.complete(done) for done in self.joiner.start(stream, pending)]
+            return list(map(self.complete, self.joiner.start(stream, pending)))
         if self.joiner.join(stream, reading.body, context.time, self.window):
             return []
         # A plain line that continues nothing is a record of its own, and takes no
@@ -349,6 +345,9 @@ class K3sLogParser(StreamParser):
         self.ident = ident
         self.unit = unit
         self.host = host
+        # What every line without a syslog prefix is wrapped in: one for all of them, as
+        # nothing changes a Context once made (containerd's log has no prefixes at all).
+        self._text_context = Context("text", host, unit, ident)
 
     def parse_line(
         self,
@@ -366,7 +365,7 @@ class K3sLogParser(StreamParser):
             return []
         prefix = split_syslog(text)
         if prefix is None:
-            context = Context("text", self.host, self.unit, self.ident)
+            context = self._text_context
             content = text
         else:
             when = prefix_time(prefix, self.clock)

@@ -60,7 +60,7 @@ def format_us(us: int) -> str:
         if len(_SECOND_TEXTS) >= _CACHED:
             _SECOND_TEXTS.clear()
         _SECOND_TEXTS[second] = head
-    return f"{head}{micro:06d}Z"
+    return head + str(micro).zfill(6) + "Z"  # micro is never negative; faster than :06d
 
 
 def fraction_us(digits: str | None) -> int:
@@ -103,6 +103,14 @@ def parse_rfc3339(text: str) -> tuple[int, int | None] | None:
     The UTC time is ``wall - offset``; an offset of ``None`` means the text had no zone
     (a local time, see :meth:`LocalClock.localize`). ``None`` if the text is not a valid time.
     """
+    # Nearly every time is UTC with a fraction ("2024-05-23T20:29:53.123456789Z") in a second
+    # seen lately: read by position what the expression below would read.
+    start = _SECOND_STARTS.get(text[:19])
+    if start is not None and text[19:20] == "." and text[-1:] == "Z" and 22 <= len(text) <= 30:
+        digits = text[20:-1]
+        if digits.isascii() and digits.isdigit():
+            micro = int(digits[:6]) if len(digits) >= 6 else int((digits + "000000")[:6])
+            return start + micro, 0
     match = _RFC3339.fullmatch(text.strip())
     if match is None:
         return None

@@ -53,10 +53,7 @@ def file_positions(
     ``parser_held`` is ``(offset, line)`` of the records the parser still holds.
     """
     if resume is None and len(records) == 1:
-        # The common case: one record, and the parser holds at most the next one.
-        first = records[0].offset
-        held_now = tuple(HeldRecord(start, at) for start, at in parser_held if start != first)
-        return [(offset, line, held_now)]
+        return [(offset, line, held_after(records[0], parser_held))]
     held: dict[int, HeldRecord] = {}
     if resume is not None:
         if resume.offset > offset:
@@ -74,6 +71,20 @@ def file_positions(
             now.setdefault(later.offset, HeldRecord(later.offset, later.line, later.index))
         out.append((offset, line, tuple(sorted(now.values(), key=lambda h: h.offset))))
     return out
+
+
+def held_after(record: Record, parser_held: Sequence[tuple[int, int]]) -> tuple[HeldRecord, ...]:
+    """The ``held`` of the position after ``record``, the only record of its batch, when no
+    checkpoint is being resumed: what the parser still holds (``(offset, line)``, sorted).
+
+    The common case of :func:`file_positions`, once per line of a log whose every line starts
+    a record (the parser then holds the record the line started).
+    """
+    if len(parser_held) == 1:
+        start, at = parser_held[0]
+        return () if start == record.offset else (HeldRecord(start, at),)
+    first = record.offset
+    return tuple([HeldRecord(start, at) for start, at in parser_held if start != first])
 
 
 def cursor_time(cursor: str) -> int | None:

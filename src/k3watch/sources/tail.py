@@ -35,7 +35,7 @@ from k3watch.sources.checkpoint import CheckpointStore
 from k3watch.sources.files import _os_error
 from k3watch.sources.history import Plan, Segment
 from k3watch.sources.lines import Record, line_decoder
-from k3watch.sources.resume import file_positions
+from k3watch.sources.resume import file_positions, held_after
 from k3watch.sources.rotation import (
     CHUNK_SIZE,
     find_file,
@@ -108,6 +108,9 @@ class FileSource:
         self._closed = False
         self._reported: set[str] = set()  # open errors reported since the last success
         self._last_line = time.monotonic()
+        # The start of the keys of records read from the file with this fingerprint (the
+        # fingerprint changes rarely: made once for it rather than for every record).
+        self._key_names: tuple[Fingerprint, str] | None = None
 
     # -- the Source protocol -----------------------------------------------------------------
 
@@ -229,15 +232,22 @@ class FileSource:
             return
         self.counters.inc("lines", len(lines))
         self._last_line = segment.last_data
+        decode = self._decoder.decode
+        path = segment.opened.path
+        items = 0  # counted once for the whole chunk rather than once a record (hot path)
         for line in lines:
-            records = self._decoder.decode(line, segment.opened.path)
+            records = decode(line, path)
             if records:
-                self._emit(segment, records, line.end, line.number + 1)
+                items += self._emit(segment, records, line.end, line.number + 1)
+        if items:
+            self.counters.inc("items", items)
 
     def _flush(self, segment: Segment) -> None:
         records = self._decoder.flush()
         if records:
-            self._emit(segment, records, segment.split.offset, segment.split.line)
+            items = self._emit(segment, records, segment.split.offset, segment.split.line)
+            if items:
+                self.counters.inc("items", items)
 
     def _finish(self, segment: Segment) -> None:
         """The end of a file that will not grow: its last line counts even without newline."""
@@ -245,8 +255,8 @@ class FileSource:
         if line is not None:
             self.counters.inc("lines")
             records = self._decoder.decode(line, segment.opened.path)
-            if records:
-                self._emit(segment, records, line.end, line.number + 1)
+            if records and (items := self._emit(segment, records, line.end, line.number + 1)):
+                self.counters.inc("items", items)
         self._flush(segment)
         segment.opened.close()
         self._segment = None
@@ -325,19 +335,21 @@ class FileSource:
 
     # -- items and positions ---------------------------------------------------------------------
 
-    def _emit(self, segment: Segment, records: list[Record], offset: int, line: int) -> None:
-        """Queue ``records`` (the reading is now at ``offset``), each with its position."""
+    def _emit(self, segment: Segment, records: list[Record], offset: int, line: int) -> int:
+        """Queue ``records`` (the reading is now at ``offset``), each with its position; the
+        number queued (the caller counts them)."""
         resume = segment.resume
-        if resume is None and len(records) == 1 and not self._decoder.holds:
-            # One record and nothing held: its position is simply where the line ends.
+        opened = segment.opened
+        if resume is None and len(records) == 1:
+            # The common case: one record, nothing to suppress; the parser holds at most the
+            # records after it (see file_positions).
             record = records[0]
-            opened = segment.opened
             fingerprint = segment.fingerprint()
+            held = held_after(record, self._decoder.held()) if self._decoder.holds else ()
             self._rekey(record, fingerprint)
-            position = FilePosition(opened.path, opened.inode, fingerprint, offset, line, ())
+            position = FilePosition(opened.path, opened.inode, fingerprint, offset, line, held)
             self._outbox.append(Item(record.event, position))
-            self.counters.inc("items")
-            return
+            return 1
         kept = records
         if resume is not None:
             kept = [r for r in records if resume.keeps(r.offset, r.index)]
@@ -346,25 +358,27 @@ class FileSource:
                     "suppressed", len(records) - len(kept), reason="already_delivered"
                 )
         if not kept:
-            return
-        opened = segment.opened
+            return 0
         fingerprint = segment.fingerprint()
         positions = file_positions(kept, self._decoder.held(), resume, offset, line)
         for record, (at, at_line, held) in zip(kept, positions, strict=True):
             self._rekey(record, fingerprint)
             position = FilePosition(opened.path, opened.inode, fingerprint, at, at_line, held)
             self._outbox.append(Item(record.event, position))
-        self.counters.inc("items", len(kept))
         if resume is not None:
             resume.delivered(kept)
+        return len(kept)
 
     def _rekey(self, record: Record, fingerprint: Fingerprint) -> None:
         """A log record's ``_key`` names the file by its path and fingerprint, so that it stays
         the same when the record is read again from a backup. Audit events (read as lines,
-        ``data`` set) have none."""
+        ``data`` set) have none; a journal entry keeps its cursor, which names it anywhere."""
         event = record.event
-        if event.data is None and "_key" in event.raw:
-            event.raw["_key"] = f"{self.path}#{fingerprint.sha256[:16]}@{record.offset}"
+        if event.data is None and "_key" in event.raw and "file" in event.raw["source"]:
+            named = self._key_names
+            if named is None or named[0] is not fingerprint:
+                named = self._key_names = (fingerprint, f"{self.path}#{fingerprint.sha256[:16]}@")
+            event.raw["_key"] = f"{named[1]}{record.offset}"
 
     # -- errors ----------------------------------------------------------------------------------
 
