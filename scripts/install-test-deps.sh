@@ -6,6 +6,8 @@
 #   records with it (tests/k3s/helpers.py); journalctl (package systemd) reads them back.
 # - prometheus-alertmanager: the alert delivery tests post alerts to a real Alertmanager started
 #   on loopback (tests/alerting/conftest.py) and read them back through its v2 API.
+# - chromium: the web UI tests drive it through Playwright (tests/web/conftest.py), which is
+#   pointed at this browser rather than downloading its own.
 set -euo pipefail
 
 need=()
@@ -21,6 +23,7 @@ alertmanager_found() {
         || [ -x /usr/bin/prometheus-alertmanager ]
 }
 alertmanager_found || need+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
     exit 0

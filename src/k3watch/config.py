@@ -41,6 +41,7 @@ from k3watch.alert import Severity
 from k3watch.alerting.config import AlertingConfig
 from k3watch.errors import Location, UsageError
 from k3watch.redact import RedactionConfig, Redactor
+from k3watch.review.config import ReviewsConfig
 from k3watch.rules.extension import parse_duration
 from k3watch.server.config import ServerConfig
 
@@ -97,6 +98,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     server: ServerConfig = ServerConfig()
     agent: AgentConfig = AgentConfig()
     redaction: RedactionConfig = RedactionConfig()
+    reviews: ReviewsConfig = ReviewsConfig()
     source: str = ""  # the file it was read from (set by load_config, not by the file)
 
     def filter_documents(self) -> list[tuple[dict[str, Any], str]]:

@@ -7,11 +7,13 @@ from k3watch.cli import (  # noqa: F401  (each module registers its commands)
     k3s,
     policy,
     remote,
+    review,
     rules,
     sample,
     scan,
     server,
     tokens,
+    users,
 )
 from k3watch.cli.app import main
 

@@ -5,15 +5,13 @@ Exit status: 0 written, 2 usage errors (bad names, existing files, a missing CA)
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 from rich.console import Console
 
 from k3watch.cli.app import main
-from k3watch.cli.common import stderr_console
+from k3watch.cli.common import exit_usage
 from k3watch.errors import UsageError
 
 DIR_OPTION = click.option(
@@ -100,7 +98,7 @@ def certs_init(
             overwrite=force,
         )
     except UsageError as exc:
-        _fail(exc)
+        exit_usage(exc)
     console = Console(highlight=False, soft_wrap=True, emoji=False)
     for files in pki.files():
         _show(console, files.cert, files.key)
@@ -130,7 +128,7 @@ def certs_client(name: str, directory: Path, days: int, force: bool) -> None:
     try:
         files = issue_client(directory, name, days, overwrite=force)
     except UsageError as exc:
-        _fail(exc)
+        exit_usage(exc)
     _show(Console(highlight=False, soft_wrap=True, emoji=False), files.cert, files.key)
 
 
@@ -147,8 +145,3 @@ def _show(console: Console, cert: Path, key: Path) -> None:
     console.print(f"  expires      {info.not_after:%Y-%m-%d %H:%M} UTC", markup=False)
     console.print(f"  sha256       {info.fingerprint}", markup=False)
     console.print(f"wrote {key} (private key, mode 0600)", markup=False)
-
-
-def _fail(exc: UsageError) -> NoReturn:
-    stderr_console().print(f"error: {exc}", markup=False, emoji=False)
-    sys.exit(2)

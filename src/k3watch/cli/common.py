@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import orjson
@@ -25,6 +26,38 @@ LEVELS = [s.label for s in Severity]
 
 def stderr_console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def exit_usage(exc: UsageError) -> NoReturn:
+    """Print a usage error on one line and exit with status 2."""
+    stderr_console().print(f"error: {exc}", markup=False, emoji=False)
+    sys.exit(2)
+
+
+def utc_minute(epoch: float | None) -> str:
+    """``2026-11-27 21:06`` (UTC), or an empty string."""
+    if epoch is None:
+        return ""
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def utc_iso(epoch: float | None) -> str | None:
+    """``2026-11-27T21:06:43Z``, or None."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def data_dir_option(holds: str) -> Callable[[F], F]:
+    """``--data-dir``: the server's data directory, where ``holds`` (a file name) is."""
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        envvar="K3WATCH_DATA_DIR",
+        default=Path("k3watch-data"),
+        show_default=True,
+        help=f"The server's data directory ({holds} is there); also read from $K3WATCH_DATA_DIR.",
+    )
 
 
 def rule_options(func: F) -> F:

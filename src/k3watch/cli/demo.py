@@ -78,6 +78,7 @@ def demo_command(
     def started(result: Any) -> None:
         console.print(f"k3watch server: {result.url}   (plain HTTP on loopback, demo only)")
         console.print(f"admin token:    {result.admin_token}")
+        console.print(f"web UI:         {result.url}/ui/   (log in with the admin token)")
         console.print(
             f"replaying {len(events):,} audit events of a 3-node K3s cluster "
             f"({days:g} days; the attack afternoon at {speed:g}x)…"
@@ -99,6 +100,7 @@ def demo_command(
             f"{len(result.alerts)} alerts stored (all severities). Try:\n"
             f"  export K3WATCH_SERVER={result.url} K3WATCH_TOKEN={result.admin_token}\n"
             "  k3watch alerts list\n  k3watch search --where user=alice@example.com exec\n"
+            f"or open {result.url}/ui/ in a browser (log in with the admin token).\n"
             "Serving until Ctrl-C."
         )
         with contextlib.suppress(KeyboardInterrupt):

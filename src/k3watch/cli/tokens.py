@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from k3watch.cli.app import main
-from k3watch.cli.common import stderr_console, write_json
+from k3watch.cli.common import (
+    data_dir_option,
+    exit_usage,
+    stderr_console,
+    utc_iso,
+    utc_minute,
+    write_json,
+)
 from k3watch.errors import UsageError
 
 if TYPE_CHECKING:
@@ -26,15 +32,7 @@ if TYPE_CHECKING:
 TOKEN_FILE = "tokens.sqlite"
 ROLES = ("agent", "viewer", "analyst", "admin")
 
-DATA_DIR_OPTION = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="K3WATCH_DATA_DIR",
-    default=Path("k3watch-data"),
-    show_default=True,
-    help=f"The server's data directory (the tokens are in {TOKEN_FILE}); also read from "
-    "$K3WATCH_DATA_DIR.",
-)
+DATA_DIR_OPTION = data_dir_option(TOKEN_FILE)
 
 
 @main.group(name="token")
@@ -79,9 +77,9 @@ def token_create(name: str, role: str, expires: str | None, data_dir: Path) -> N
         try:
             info, secret = store.create(name, Role.parse(role), expires=expires_at)
         except UsageError as exc:
-            _fail(exc)
+            exit_usage(exc)
     err = stderr_console()
-    until = f", expires {_when(info.expires)} UTC" if info.expires is not None else ""
+    until = f", expires {utc_minute(info.expires)} UTC" if info.expires is not None else ""
     err.print(f"created token {info.id} ({info.name}, role {info.role.value}{until})", markup=False)
     err.print(
         "[yellow]This is the only time the secret is shown; store it now "
@@ -124,9 +122,9 @@ def token_list(fmt: str, data_dir: Path) -> None:
             token.name,
             token.role.value,
             f"[{style}]{state}[/]" if style else state,
-            _when(token.created),
-            _when(token.expires) if token.expires is not None else "never",
-            _when(token.last_used) if token.last_used is not None else "never",
+            utc_minute(token.created),
+            utc_minute(token.expires) if token.expires is not None else "never",
+            utc_minute(token.last_used) if token.last_used is not None else "never",
         )
     Console(highlight=False, emoji=False).print(table)
 
@@ -143,7 +141,7 @@ def token_revoke(id_or_name: str, data_dir: Path) -> None:
         try:
             info = store.revoke(id_or_name)
         except UsageError as exc:
-            _fail(exc)
+            exit_usage(exc)
     stderr_console().print(
         f"revoked token {info.id} ({info.name}, role {info.role.value})", markup=False
     )
@@ -155,7 +153,7 @@ def _store(data_dir: Path) -> TokenStore:
     try:
         return TokenStore(data_dir / TOKEN_FILE)
     except UsageError as exc:
-        _fail(exc)
+        exit_usage(exc)
 
 
 def _as_dict(token: TokenInfo, now: float) -> dict[str, object]:
@@ -164,24 +162,7 @@ def _as_dict(token: TokenInfo, now: float) -> dict[str, object]:
         "name": token.name,
         "role": token.role.value,
         "state": token.state(now),
-        "created": _iso(token.created),
-        "expires": _iso(token.expires),
-        "last_used": _iso(token.last_used),
+        "created": utc_iso(token.created),
+        "expires": utc_iso(token.expires),
+        "last_used": utc_iso(token.last_used),
     }
-
-
-def _iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _when(epoch: float | None) -> str:
-    if epoch is None:
-        return ""
-    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _fail(exc: UsageError) -> NoReturn:
-    stderr_console().print(f"error: {exc}", markup=False, emoji=False)
-    sys.exit(2)

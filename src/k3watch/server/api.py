@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from k3watch.alerting.silence import format_matcher, parse_matcher
 from k3watch.errors import UsageError
-from k3watch.event import format_time, parse_time
+from k3watch.event import format_time
 from k3watch.rules.extension import parse_duration
 from k3watch.server.runtime import Runtime
 from k3watch.server.tokens import Role, TokenInfo
@@ -26,34 +26,22 @@ from k3watch.store.base import (
     AlertQuery,
     EventQuery,
     Silence,
+    Store,
     StoredAlert,
     StoredEvent,
 )
+from k3watch.timespec import parse_instant
 
 AUDIT_STAGES = ("ResponseComplete", "ResponseStarted", "Panic", "RequestReceived")
 
 
 def parse_when(text: str | None, now: float | None = None) -> float | None:
-    """RFC 3339, epoch seconds, ``now``, or a duration ago (``15m``, ``24h``, ``7d``)."""
-    if text is None or not text.strip():
-        return None
-    text = text.strip()
-    now = time.time() if now is None else now
-    if text == "now":
-        return now
+    """A time from a query parameter (:func:`k3watch.timespec.parse_instant`); 422 if it is
+    not one."""
     try:
-        return float(text)
-    except ValueError:
-        pass
-    when = parse_time(text)
-    if when is not None:
-        return when
-    try:
-        return now - parse_duration(text.lstrip("-"))
-    except ValueError:
-        raise HTTPException(
-            422, f"time {text!r}: use RFC 3339, epoch seconds, 'now' or a duration like 24h"
-        ) from None
+        return parse_instant(text, time.time() if now is None else now)
+    except UsageError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 class EventOut(BaseModel):
@@ -170,6 +158,17 @@ class TokenOut(BaseModel):
     last_used: str | None
     revoked: bool
     secret: str | None = Field(None, description="Shown once, when the token is created")
+
+
+def find_event(store: Store, key: str) -> StoredEvent | None:
+    """The event stored under ``key``; an audit event may be named by its ``auditID`` alone
+    (as alerts name their events), then the stages are tried in order."""
+    candidates = [key] if "/" in key else [key, *(f"{key}/{s}" for s in AUDIT_STAGES)]
+    for candidate in candidates:
+        event = store.get_event(candidate)
+        if event is not None:
+            return event
+    return None
 
 
 def event_out(event: StoredEvent) -> EventOut:
@@ -292,12 +291,10 @@ def router(runtime: Runtime) -> APIRouter:
 
     @api.get("/events/{key:path}", response_model=EventOut, tags=["events"], dependencies=[viewer])
     async def get_event(key: str) -> EventOut:
-        candidates = [key] if "/" in key else [key, *(f"{key}/{s}" for s in AUDIT_STAGES)]
-        for candidate in candidates:
-            event = await run_in_threadpool(store.get_event, candidate)
-            if event is not None:
-                return event_out(event)
-        raise HTTPException(404, f"no event {key!r}")
+        event = await run_in_threadpool(find_event, store, key)
+        if event is None:
+            raise HTTPException(404, f"no event {key!r}")
+        return event_out(event)
 
     @api.get("/alerts", response_model=AlertPageOut, tags=["alerts"], dependencies=[viewer])
     async def list_alerts(

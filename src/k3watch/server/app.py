@@ -10,10 +10,11 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from k3watch import __version__
-from k3watch.server import api, ingest
+from k3watch.server import api, ingest, report_api, review_api
 from k3watch.server.metrics import render
 from k3watch.server.runtime import Runtime
 from k3watch.server.tokens import Role
+from k3watch.web.app import install as install_web
 
 Surface = Literal["all", "api", "ingest"]
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -57,11 +58,16 @@ def create_app(runtime: Runtime, surface: Surface = "all") -> FastAPI:
         app.include_router(ingest.router(runtime))
     if surface in ("all", "api"):
         app.include_router(api.router(runtime))
+        app.include_router(report_api.router(runtime))
+        app.include_router(review_api.router(runtime))
 
         @app.get("/metrics", tags=["health"], dependencies=[Depends(viewer)])
         def metrics() -> Response:
             """Prometheus metrics (a viewer token: ``bearer_token`` in the scrape config)."""
             return Response(render(runtime), media_type="text/plain; version=0.0.4")
+
+        if runtime.config.server.web.enabled:
+            install_web(app, runtime)
 
         @app.get(OPENAPI_PATH, include_in_schema=False, dependencies=[Depends(viewer)])
         def openapi() -> JSONResponse:

@@ -16,14 +16,32 @@ _bearer = HTTPBearer(auto_error=False, description="A k3watch token (k3watch tok
 
 
 class RateLimiter:
-    """A token bucket per API token: ``rate`` requests per second, bursts of ``2 * rate``."""
+    """A token bucket per key (an API token…): ``rate`` requests per second, bursts of
+    ``burst`` (``2 * rate`` unless given)."""
 
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        burst: float | None = None,
+    ) -> None:
         self.rate = rate
-        self.burst = max(1.0, 2 * rate)
+        self.burst = max(1.0, 2 * rate) if burst is None else burst
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+        # Keys may come from a client (an address, a user name tried): the buckets that have
+        # filled up again are forgotten once there are this many, so memory stays bounded.
+        self.max_keys = 50_000
+
+    def wait(self, key: str, cost: float = 1.0) -> float:
+        """The seconds until ``allow(key, cost)`` would succeed (0: now), using nothing."""
+        now = self._clock()
+        with self._lock:
+            level, then = self._buckets.get(key, (self.burst, now))
+        level = min(self.burst, level + (now - then) * self.rate)
+        return 0.0 if level >= cost else (cost - level) / self.rate
 
     def allow(self, key: str, cost: float = 1.0) -> float:
         """0 when allowed now, else the seconds to wait before retrying."""
@@ -31,11 +49,17 @@ class RateLimiter:
         with self._lock:
             level, then = self._buckets.get(key, (self.burst, now))
             level = min(self.burst, level + (now - then) * self.rate)
+            if len(self._buckets) >= self.max_keys:
+                self._forget_full(now)
             if level >= cost:
                 self._buckets[key] = (level - cost, now)
                 return 0.0
             self._buckets[key] = (level, now)
             return (cost - level) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        refill = self.burst / self.rate
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < refill}
 
 
 class Auth:

@@ -88,6 +88,18 @@ class RetentionConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """How often retention runs."""
 
 
+class WebConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The web UI at ``/ui/`` (users log in with ``k3watch user add`` accounts or a token)."""
+
+    enabled: bool = True
+    """Serve the web UI on the main listener."""
+    session_lifetime: str = "12h"
+    """How long a login lasts; then the user logs in again."""
+    login_attempts_per_minute: float = 10
+    """Failed logins allowed per minute from one address and for one user name (bursts of
+    twice that); more are refused with 429 until the rate drops."""
+
+
 class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """The k3watch server (``k3watch server``)."""
 
@@ -116,6 +128,7 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     (smallest memory footprint, for a single small node)."""
     limits: LimitsConfig = LimitsConfig()
     retention: RetentionConfig = RetentionConfig()
+    web: WebConfig = WebConfig()
 
     def worker_count(self) -> int:
         """``workers``, or one per CPU the process may use when unset."""
@@ -146,6 +159,9 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             parse_size(self.retention.max_size, "server.retention.max_size")
         if self.workers is not None and not 0 <= self.workers <= 64:
             raise ValueError("server.workers must be between 0 and 64")
+        parse_duration(self.web.session_lifetime, "server.web.session_lifetime")
+        if self.web.login_attempts_per_minute <= 0:
+            raise ValueError("server.web.login_attempts_per_minute must be > 0")
         if self.limits.queue_events < 1 or self.limits.requests_per_second <= 0:
             raise ValueError("server.limits.queue_events and requests_per_second must be > 0")
 

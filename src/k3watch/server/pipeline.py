@@ -15,6 +15,7 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -27,10 +28,11 @@ from k3watch.alerting.suppress import Suppressor
 from k3watch.rules.engine import Engine
 from k3watch.rules.model import RuleSet
 from k3watch.server.prepare import Job, Outcome, Preparation, Prepared, body_name
-from k3watch.store.base import AlertRecord, Batch, Store
+from k3watch.store.base import AlertRecord, Batch, IngestErrors, Store
 from k3watch.telemetry import Counters
 
 log = logging.getLogger(__name__)
+COUNTED_BATCHES = 10_000
 
 
 @dataclass(slots=True)
@@ -94,6 +96,8 @@ class Pipeline:
         self.queue_events = queue_events
         self.detect_seconds = 0.0
         self.alerts_by_rule: dict[tuple[str, str], int] = {}
+        self._counted: OrderedDict[tuple[str, str, str, str], None] = OrderedDict()
+        """Batches whose rejected input was counted (the newest ``COUNTED_BATCHES``)."""
         self._queue: queue.Queue[Request | None] = queue.Queue()
         self._queued = 0
         self._lock = threading.Lock()
@@ -181,7 +185,17 @@ class Pipeline:
         rows, outcome = prepared.rows, prepared.outcome
         if outcome.refused is not None:
             self.counters.inc("refused", reason=f"http_{outcome.refused[0]}")
+            self._count_errors(request, {f"http_{outcome.refused[0]}": 1})
             return outcome
+        if outcome.rejected:
+            reasons: dict[str, int] = {}
+            for name, reason, value in prepared.counts.get("ingest", []):
+                if name == "rejected" and value:
+                    reasons[reason or "other"] = reasons.get(reason or "other", 0) + value
+            unnamed = outcome.rejected - sum(reasons.values())
+            if unnamed > 0:
+                reasons["other"] = reasons.get("other", 0) + unnamed
+            self._count_errors(request, reasons)
         new = self.store.unseen(rows) if len(rows) else []
         records: list[AlertRecord] = []
         deliveries: list[tuple[Alert, AlertContext]] = []
@@ -225,6 +239,28 @@ class Pipeline:
         if self.dispatcher is not None and deliveries:
             self.dispatcher.submit_all(deliveries)
         return outcome
+
+    def _count_errors(self, request: Request, reasons: dict[str, int]) -> None:
+        """Keep the rejected input of a request in the store, per hour, origin and reason,
+        for the review report's pipeline health (a failure here does not fail the batch). A
+        batch sent again (the sender did not get the answer) is counted once, when the first
+        try is among the last ``COUNTED_BATCHES`` counted."""
+        key = (request.cluster, request.node, request.source, request.batch_id)
+        if key in self._counted:
+            return
+        self._counted[key] = None
+        if len(self._counted) > COUNTED_BATCHES:
+            self._counted.popitem(last=False)
+        errors = [
+            IngestErrors(request.received, request.cluster, request.node, request.source, r, n)
+            for r, n in sorted(reasons.items())
+            if n > 0
+        ]
+        try:
+            self.store.add_ingest_errors(errors)
+        except Exception:
+            log.exception("counting the rejected input of batch %s failed", request.batch_id)
+            self.counters.inc("failed", reason="ingest_errors")
 
     def _on_alert(
         self,

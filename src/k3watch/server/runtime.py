@@ -16,6 +16,8 @@ from k3watch.alerting.delivery import Dispatcher
 from k3watch.alerting.silence import ActiveSilences
 from k3watch.config import Config, parse_size
 from k3watch.process import tune_gc
+from k3watch.review.overdue import OverdueCheck, OverdueWatch
+from k3watch.review.store import ReviewStore, review_path
 from k3watch.rules.engine import Engine
 from k3watch.rules.extension import parse_duration
 from k3watch.rules.firstseen import BaselineStore
@@ -24,6 +26,7 @@ from k3watch.server.auth import Auth, RateLimiter
 from k3watch.server.pipeline import Pipeline
 from k3watch.server.prepare import Preparation
 from k3watch.server.tokens import Role, TokenStore
+from k3watch.server.users import UserStore
 from k3watch.store.base import RetentionPolicy, Store
 from k3watch.store.sqlite import SqliteStore
 from k3watch.telemetry import Counters
@@ -50,6 +53,7 @@ class Runtime:
     ruleset: RuleSet
     store: Store
     tokens: TokenStore
+    users: UserStore
     auth: Auth
     limiter: RateLimiter
     pipeline: Pipeline
@@ -61,6 +65,10 @@ class Runtime:
     started: float = field(default_factory=time.time)
     _stop: threading.Event = field(default_factory=threading.Event)
     _retention: threading.Thread | None = None
+    reviews: ReviewStore | None = None
+    """Review records and their sign-off (``reviews.sqlite``)."""
+    overdue: OverdueWatch | None = None
+    """The thread that raises the alerts of overdue reviews."""
 
     @classmethod
     def build(cls, config: Config, ruleset: RuleSet) -> Runtime:
@@ -71,6 +79,7 @@ class Runtime:
         redaction_counters = Counters("redaction")
         store = SqliteStore(store_path(directory), counters=store_counters)
         tokens = TokenStore(directory / "tokens.sqlite")
+        users = UserStore(directory / "users.sqlite")
         silences = ActiveSilences(lambda now: store.silences(active_at=now))
         baseline = BaselineStore(directory / "first-seen.sqlite")
         engine = Engine(ruleset, counters=Counters("engine"), baseline=baseline)
@@ -85,6 +94,23 @@ class Runtime:
             max_event_bytes=parse_size(server.limits.max_event_size),
             max_body=parse_size(server.limits.max_body),
             workers=server.worker_count(),
+        )
+        reviews = ReviewStore(review_path(directory), config.reviews.resolved())
+        review_counters = Counters("review")
+        overdue = (
+            OverdueWatch(
+                OverdueCheck(
+                    reviews,
+                    store,
+                    dispatcher,
+                    cluster=server.cluster,
+                    silences=silences,
+                    counters=review_counters,
+                ),
+                config.reviews.interval,
+            )
+            if config.reviews.overdue_alerts
+            else None
         )
         pipeline = Pipeline(
             store,
@@ -103,13 +129,16 @@ class Runtime:
             ruleset=ruleset,
             store=store,
             tokens=tokens,
+            users=users,
             auth=Auth(tokens, Counters("auth")),
             limiter=RateLimiter(server.limits.requests_per_second),
             pipeline=pipeline,
             dispatcher=dispatcher,
             silences=silences,
             counters=counters,
-            more_counters=[store_counters, redaction_counters],
+            more_counters=[store_counters, redaction_counters, review_counters],
+            reviews=reviews,
+            overdue=overdue,
         )
 
     def start(self) -> None:
@@ -121,15 +150,22 @@ class Runtime:
             target=self._retain, name="k3watch-retention", daemon=True
         )
         self._retention.start()
+        if self.overdue is not None:
+            self.overdue.start()
 
     def stop(self) -> None:
         self._stop.set()
+        if self.overdue is not None:
+            self.overdue.stop()
         self.pipeline.stop()
         if self._retention is not None:
             self._retention.join(10)
         if self.dispatcher is not None:
             self.dispatcher.close()
         self.tokens.close()
+        if self.reviews is not None:
+            self.reviews.close()
+        self.users.close()
         self.store.close()
 
     def retention_policy(self) -> RetentionPolicy:

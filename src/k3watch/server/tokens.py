@@ -19,7 +19,6 @@ import enum
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 import sqlite3
@@ -30,7 +29,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from k3watch.errors import Location, UsageError
+from k3watch.durable import open_private_db
+from k3watch.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class TokenStore:
         self.clock = clock
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}  # by hash; only tokens that authenticated
-        self._db = _open(self.path)
+        self._db = open_private_db(self.path, "token", lambda db: db.executescript(SCHEMA))
 
     def create(
         self, name: str, role: Role, *, expires: float | None = None
@@ -190,6 +190,14 @@ class TokenStore:
                 f"SELECT {_COLUMNS} FROM tokens ORDER BY created, id"
             ).fetchall()
         return [_info(row) for row in rows]
+
+    def get(self, token_id: str) -> TokenInfo | None:
+        """The token with this id, revoked or expired ones included."""
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM tokens WHERE id = ?", (token_id,)
+            ).fetchone()
+        return None if row is None else _info(row)
 
     def revoke(self, id_or_name: str) -> TokenInfo:
         """Revoke the token with this id (or this name, among active tokens); return it.
@@ -306,28 +314,3 @@ def _info(row: Sequence[Any]) -> TokenInfo:
         last_used=None if last_used is None else float(last_used),
         revoked=revoked is not None,
     )
-
-
-def _open(path: Path) -> sqlite3.Connection:
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Created 0600 before SQLite opens it; SQLite gives the -wal and -shm files the same
-        # mode. Only hashes are stored, but the names and roles are nobody else's business.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        if path.stat().st_mode & 0o077:
-            log.warning("token file %s was readable by others; setting its mode to 0600", path)
-            os.chmod(path, 0o600)
-    except OSError as exc:
-        raise UsageError(f"cannot open the token file {path}: {exc.strerror or exc}") from exc
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    try:
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")  # a revocation must survive a power cut
-        db.execute("PRAGMA busy_timeout = 5000")
-        db.executescript(SCHEMA)
-    except sqlite3.DatabaseError as exc:
-        db.close()
-        raise UsageError(f"not a k3watch token file: {exc}", Location(str(path))) from exc
-    # Explicit transactions from here on (``with db``), one per call.
-    db.isolation_level = "DEFERRED"
-    return db

@@ -37,7 +37,16 @@ SEARCH_FIELDS = (
 )
 AlertStatus = Literal["open", "acknowledged", "resolved", "false_positive"]
 ALERT_STATUSES: tuple[AlertStatus, ...] = ("open", "acknowledged", "resolved", "false_positive")
-ALERT_FILTERS = ("status", "severity", "rule_id", "cluster", "namespace", "user", "assignee")
+ALERT_FILTERS = (
+    "status",
+    "severity",
+    "rule_id",
+    "cluster",
+    "namespace",
+    "user",
+    "assignee",
+    "silenced_by",
+)
 DECISION_ANNOTATION = "authorization.k8s.io/decision"
 
 
@@ -141,10 +150,13 @@ class AggregateQuery:
     bucket: float | None = None
     """Bucket width in seconds; None for no time buckets."""
     by: str | None = None
-    """A ``SEARCH_FIELDS`` name to group by; None for totals."""
+    """A ``SEARCH_FIELDS`` name (or ``text``: the request URI or message) to group by; None
+    for totals."""
     filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
     limit: int = 50
     """At most this many values of ``by`` (the largest counts)."""
+    text: str | None = None
+    """Words that must all occur in the request URI or message, as in ``EventQuery``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +273,60 @@ class RuleHits:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertTally:
+    """Alerts of one rule, severity and (current) triage status, and their occurrences."""
+
+    rule_id: str
+    title: str
+    severity: str
+    status: AlertStatus
+    alerts: int
+    occurrences: int
+
+
+@dataclass(frozen=True, slots=True)
+class SeenValue:
+    """A value of a ``SEEN_FIELDS`` field: when it was first and last seen, in how many events.
+    The first time stays when retention deletes the value's events."""
+
+    field: str
+    value: str
+    first: float
+    last: float
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityGap:
+    """A time without events from an origin (cluster, node, source) that sends otherwise.
+    Bounds are whole minutes; ``ongoing`` when nothing came from the origin after ``start``
+    up to the end of the range asked for."""
+
+    cluster: str
+    node: str
+    source: str
+    start: float
+    end: float
+    ongoing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class IngestErrors:
+    """Input rejected from an origin in one hour (``hour``: its start, epoch seconds), by
+    reason (the parser's reason, or ``http_<status>`` for a refused body)."""
+
+    hour: float
+    cluster: str
+    node: str
+    source: str
+    reason: str
+    count: int
+
+
+SEEN_FIELDS = ("user", "source_ip")
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionPolicy:
     """What to delete: events older than an age (per source, ``"*"`` for the others), and the
     oldest events when the store is larger than ``max_bytes``."""
@@ -336,11 +402,44 @@ class Store(Protocol):
 
     def change_alert(self, alert_id: int, change: AlertChange) -> StoredAlert: ...
 
+    def add_alerts(self, alerts: Sequence[AlertRecord]) -> None:
+        """Store or merge alerts no batch of events raised (the server's own, such as an
+        overdue review), in one transaction."""
+        ...
+
     def alert_counts(self, by: str, start: float | None = None) -> dict[str, int]:
         """Number of alerts per value of ``status``, ``severity``, ``rule_id`` or ``cluster``."""
         ...
 
     def rule_hits(self, start: float | None = None) -> list[RuleHits]: ...
+
+    def alert_tallies(self, start: float, end: float) -> list[AlertTally]:
+        """Alerts seen in [start, end) (last seen at or after ``start``, first seen before
+        ``end``), counted per rule, severity and status."""
+        ...
+
+    def first_seen(
+        self, field: str, start: float, end: float, limit: int = 1000
+    ) -> tuple[list[SeenValue], int]:
+        """Values of ``field`` (one of ``SEEN_FIELDS``) whose first event ever is in
+        [start, end), oldest first, at most ``limit``; and how many there are in all."""
+        ...
+
+    def activity_gaps(
+        self, start: float, end: float, min_gap: float, lookback: float = 0.0
+    ) -> list[ActivityGap]:
+        """Times of at least ``min_gap`` seconds in [start, end) without events from an origin
+        that has events in [start - lookback, end) (a gap before its first event in that
+        window is not one)."""
+        ...
+
+    def add_ingest_errors(self, errors: Sequence[IngestErrors]) -> None:
+        """Count rejected input (added to what the same hour, origin and reason have)."""
+        ...
+
+    def ingest_errors(self, start: float, end: float) -> list[IngestErrors]:
+        """Rejected input counted in the hours that overlap [start, end)."""
+        ...
 
     def add_silence(self, silence: Silence) -> Silence: ...
 

@@ -86,8 +86,9 @@ class _Candidates:
         lists.sort(key=lambda arrays: sum(map(len, arrays)))
         result: set[int] = set().union(*lists[0])
         for arrays in lists[1:]:
-            if len(result) * 16 < sum(map(len, arrays)):
-                # few candidates left: look each up (binary search) instead of building a set
+            # few candidates left: look each up in every list (binary search) instead of
+            # building a set of the lists' union (counting a lookup as 16 set insertions)
+            if len(result) * len(arrays) * 16 < sum(map(len, arrays)):
                 result = {o for o in result if any(_has(a, o) for a in arrays)}
             else:
                 result.intersection_update(set().union(*arrays))
@@ -216,9 +217,9 @@ def fetch(db: sqlite3.Connection, catalog: Catalog, ids: list[int]) -> list[Stor
 def aggregate(db: sqlite3.Connection, catalog: Catalog, q: AggregateQuery) -> list[Bucket]:
     if q.bucket is not None and not q.bucket > 0:
         raise ValueError("bucket must be a positive number of seconds")
-    if q.by is not None and q.by not in SEARCH_FIELDS:
+    if q.by is not None and q.by not in SEARCH_FIELDS and q.by != "text":
         raise ValueError(f"unknown aggregation field {q.by!r}")
-    plan = catalog.plan(db, q.filters, None)
+    plan = catalog.plan(db, q.filters, q.text)
     if plan.empty:
         return []
     plan.materialize(db)

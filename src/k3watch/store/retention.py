@@ -21,7 +21,14 @@ import orjson
 
 from k3watch.store import postings
 from k3watch.store.base import RetentionPolicy, RetentionResult
-from k3watch.store.sqlite_schema import Layout, add_meta, read_meta, set_meta, used_bytes
+from k3watch.store.sqlite_schema import (
+    MINUTE_SQL,
+    Layout,
+    add_meta,
+    read_meta,
+    set_meta,
+    used_bytes,
+)
 
 CHUNK_EVENTS = 4096
 VACUUM_PAGES = 2048
@@ -61,6 +68,7 @@ def apply(
 ) -> RetentionResult:
     """Apply ``policy``; ``deleted`` is called after each transaction that deleted events."""
     done = _Pass(layout, deleted)
+    _expire_ingest_errors(db, lock, policy, now)
     expired = _expired(db, policy, now)
     _delete(db, lock, expired, done)
     if policy.max_bytes is not None:
@@ -107,6 +115,35 @@ def _expired(db: sqlite3.Connection, policy: RetentionPolicy, now: float) -> lis
         if age is not None and newest < now - age:
             out.append(_Candidate(seq, first, last, events))
     return out
+
+
+def _expire_ingest_errors(
+    db: sqlite3.Connection, lock: Lock, policy: RetentionPolicy, now: float
+) -> None:
+    """Drop the ingest error counts of hours older than their source's maximum age. (``seen``
+    is kept: a value first seen before retention removed its events is not new again.)"""
+    if not policy.max_age:
+        return
+    default = policy.max_age.get("*")
+    named = [(s, age) for s, age in policy.max_age.items() if s != "*"]
+    with lock():
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for source, age in named:
+                db.execute(
+                    "DELETE FROM ingest_errors WHERE source = ? AND hour < ?",
+                    (source, math.floor((now - age) / 3600.0)),
+                )
+            if default is not None:
+                marks = ",".join("?" * len(named))
+                db.execute(
+                    f"DELETE FROM ingest_errors WHERE source NOT IN ({marks}) AND hour < ?",
+                    (*(s for s, _ in named), math.floor((now - default) / 3600.0)),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
 
 def _shrink(db: sqlite3.Connection, lock: Lock, max_bytes: int, done: _Pass) -> None:
@@ -165,12 +202,21 @@ def _delete_chunk(db: sqlite3.Connection, lock: Lock, chunk: list[_Candidate], d
                     bounds,
                 ).fetchall()
                 db.executemany("UPDATE rollup SET n = n - ? WHERE hour = ? AND kind = ?", rollup)
+                activity = db.execute(
+                    f"SELECT count(*), {MINUTE_SQL}, k.org FROM events e JOIN kinds k"
+                    " ON k.id = e.kind WHERE e.id BETWEEN ? AND ? GROUP BY 2, 3",
+                    bounds,
+                ).fetchall()
+                db.executemany(
+                    "UPDATE activity SET n = n - ? WHERE minute = ? AND org = ?", activity
+                )
                 deleted += db.execute(
                     "DELETE FROM events WHERE id BETWEEN ? AND ?", bounds
                 ).rowcount
                 low, high = done.layout.block_of(batch.first), done.layout.block_of(batch.last)
                 done.blocks.update(range(low, high + 1))
             db.execute("DELETE FROM rollup WHERE n <= 0")
+            db.execute("DELETE FROM activity WHERE n <= 0")
             db.executemany("UPDATE batches SET pruned = 1 WHERE seq = ?", [(b.seq,) for b in chunk])
             add_meta(db, "events", -deleted)
             add_meta(db, "stale_keys", deleted)

@@ -28,23 +28,27 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import cast
 
-from k3watch.store import alerts_db, chain, codec, retention
+from k3watch.store import alerts_db, chain, codec, retention, rollups
 from k3watch.store import query as queries
 from k3watch.store.base import (
+    ActivityGap,
     AggregateQuery,
     AlertChange,
     AlertPage,
     AlertQuery,
     AlertRecord,
+    AlertTally,
     Batch,
     Bucket,
     ChainReport,
     Encoded,
     EventPage,
     EventQuery,
+    IngestErrors,
     RetentionPolicy,
     RetentionResult,
     RuleHits,
+    SeenValue,
     Silence,
     StoredAlert,
     StoredEvent,
@@ -237,6 +241,10 @@ class SqliteStore:
             raise KeyError(alert_id)
         return alert
 
+    def add_alerts(self, alerts: Sequence[AlertRecord]) -> None:
+        with self._change() as db:
+            alerts_db.merge(db, alerts, time.time())
+
     def alert_counts(self, by: str, start: float | None = None) -> dict[str, int]:
         with self._read() as db:
             return alerts_db.counts(db, by, start)
@@ -244,6 +252,33 @@ class SqliteStore:
     def rule_hits(self, start: float | None = None) -> list[RuleHits]:
         with self._read() as db:
             return alerts_db.rule_hits(db, start)
+
+    # --- review roll-ups ---
+
+    def alert_tallies(self, start: float, end: float) -> list[AlertTally]:
+        with self._read() as db:
+            return rollups.alert_tallies(db, start, end)
+
+    def first_seen(
+        self, field: str, start: float, end: float, limit: int = 1000
+    ) -> tuple[list[SeenValue], int]:
+        with self._read() as db:
+            return rollups.first_seen(db, field, start, end, limit)
+
+    def activity_gaps(
+        self, start: float, end: float, min_gap: float, lookback: float = 0.0
+    ) -> list[ActivityGap]:
+        with self._read() as db:
+            return rollups.activity_gaps(db, start, end, min_gap, lookback)
+
+    def add_ingest_errors(self, errors: Sequence[IngestErrors]) -> None:
+        if errors:
+            with self._change() as db:
+                rollups.add_ingest_errors(db, errors)
+
+    def ingest_errors(self, start: float, end: float) -> list[IngestErrors]:
+        with self._read() as db:
+            return rollups.ingest_errors(db, start, end)
 
     def add_silence(self, silence: Silence) -> Silence:
         with self._change() as db:

@@ -11,6 +11,9 @@ Layout in short (``docs/store.md`` has the reasoning and the measured sizes):
 * ``keyidx`` — key hash → id for idempotence, merged from the unindexed tail in bulk.
 * ``blocks`` — time bounds of every ``BLOCK`` consecutive ids, for newest-first ordering.
 * ``rollup`` — events per hour and kind, for the overview.
+* ``seen``, ``activity``, ``ingest_errors`` — roll-ups for the review report, kept by the
+  writer per batch (``REVIEW_SCHEMA``): first and last time of every user and source IP,
+  events per minute and origin, rejected input per hour and origin.
 * ``batches`` — the hash chain; ``alerts``, ``alert_events``, ``alert_history``,
   ``silences``, ``retention_log``, ``dicts`` (zstd dictionaries), ``meta`` (counters).
 """
@@ -47,6 +50,8 @@ FIELD_COLUMN = {
 }
 FIELD_NUMBER = {column: number for number, column in enumerate(COLUMNS)}
 ORIGIN_FIELDS = ("cluster", "node", "source")
+MINUTE_SQL = "CAST(t / 60.0 AS INTEGER) - (t / 60.0 < CAST(t / 60.0 AS INTEGER))"
+"""The minute of ``t`` (floor, also for negative times)."""
 KIND_FIELDS = ("cluster", "node", "source", "verb", "decision", "code", "stage")
 """Fields folded into ``events.kind``: a kind is an origin and a verb, decision, code, stage."""
 
@@ -183,6 +188,39 @@ CREATE TABLE silences (
 );
 """
 
+REVIEW_SCHEMA = """
+CREATE TABLE IF NOT EXISTS seen (
+    f INTEGER NOT NULL,
+    v INTEGER NOT NULL,
+    first REAL NOT NULL,
+    last REAL NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (f, v)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_first ON seen (f, first);
+CREATE TABLE IF NOT EXISTS activity (
+    minute INTEGER NOT NULL,
+    org INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (minute, org)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ingest_errors (
+    hour INTEGER NOT NULL,
+    cluster TEXT NOT NULL,
+    node TEXT NOT NULL,
+    source TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (hour, cluster, node, source, reason)
+) WITHOUT ROWID;
+"""
+"""Tables added after format 1 was released: created (and filled from the stored events) when
+a store without them is opened for writing; a read-only reader of such a store computes the
+same answers from the events."""
+REVIEW_TABLES = ("seen", "activity", "ingest_errors")
+SEEN_FIELDS = {"user": "usr", "source_ip": "ip"}
+"""Fields whose first and last time are kept in ``seen`` (``f`` is the column's field number)."""
+
 # Counters and positions kept in ``meta`` (all integers).
 META_DEFAULTS = {
     "format": FORMAT_VERSION,
@@ -251,7 +289,7 @@ def initialize(db: sqlite3.Connection, page_size: int, layout: Layout) -> None:
         db.execute("BEGIN IMMEDIATE")
         try:
             if db.execute("SELECT 1 FROM sqlite_schema WHERE name = 'meta'").fetchone() is None:
-                for statement in SCHEMA.split(";"):
+                for statement in (SCHEMA + REVIEW_SCHEMA).split(";"):
                     if statement.strip():
                         db.execute(statement)
                 values = {
@@ -267,6 +305,43 @@ def initialize(db: sqlite3.Connection, page_size: int, layout: Layout) -> None:
     else:
         db.execute("PRAGMA journal_mode = WAL")
     check_format(db)
+    if not has_review_tables(db):
+        add_review_tables(db)
+
+
+def has_review_tables(db: sqlite3.Connection) -> bool:
+    """Whether the file has the review roll-ups (``REVIEW_SCHEMA``)."""
+    marks = ",".join("?" * len(REVIEW_TABLES))
+    found = db.execute(
+        f"SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ({marks})",
+        REVIEW_TABLES,
+    ).fetchone()[0]
+    return int(found) == len(REVIEW_TABLES)
+
+
+def add_review_tables(db: sqlite3.Connection) -> None:
+    """Create the review roll-ups in a store written by an older version and fill ``seen`` and
+    ``activity`` from its events (one pass over them; ``ingest_errors`` starts empty)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in REVIEW_SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute("DELETE FROM seen")
+        db.execute("DELETE FROM activity")
+        for column in SEEN_FIELDS.values():
+            db.execute(
+                f"INSERT INTO seen SELECT {FIELD_NUMBER[column]}, {column}, min(t), max(t),"
+                f" count(*) FROM events WHERE {column} != 0 AND t != 0 GROUP BY {column}"
+            )
+        db.execute(
+            f"INSERT INTO activity SELECT {MINUTE_SQL}, k.org, count(*) FROM events e"
+            " JOIN kinds k ON k.id = e.kind GROUP BY 1, 2"
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def check_format(db: sqlite3.Connection) -> None:

@@ -14,10 +14,11 @@ column with C-level builtins.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import time
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
@@ -33,7 +34,7 @@ from k3watch.store.base import AlertRecord, Batch, IncomingEvent, WriteResult
 from k3watch.store.chain import GENESIS, batch_digest, chain_hash, vocab_digest
 from k3watch.store.codec import key_hash
 from k3watch.store.maintenance import train_dictionary
-from k3watch.store.sqlite_schema import Layout, add_meta, read_meta, set_meta
+from k3watch.store.sqlite_schema import FIELD_NUMBER, Layout, add_meta, read_meta, set_meta
 from k3watch.store.vocab import Added, Vocabulary
 from k3watch.telemetry import Counters
 
@@ -55,6 +56,10 @@ class _Prepared:
     added: Added
     row: tuple[Any, ...]
     """The batch's ``batches`` row."""
+    seen: list[tuple[int, int, float, float, int]]
+    """``seen`` rows of the batch: field, value, first and last time, events."""
+    activity: list[tuple[int, int, int]]
+    """``activity`` rows of the batch: minute, origin, events."""
 
 
 class Writer:
@@ -314,7 +319,10 @@ class Writer:
             self.head,
             link,
         )
-        return _Prepared(columns, frames, added, row)
+        seen, activity = _review_rollups(
+            org, ((FIELD_NUMBER["usr"], columns[4]), (FIELD_NUMBER["ip"], columns[8])), times
+        )
+        return _Prepared(columns, frames, added, row, seen, activity)
 
     def _insert(self, prepared: _Prepared, alerts: Sequence[AlertRecord], now: float) -> None:
         """Insert a prepared batch (inside the caller's transaction)."""
@@ -343,6 +351,18 @@ class Writer:
             db.executemany(
                 "INSERT INTO rollup VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET n = n + excluded.n",
                 [(*key, n) for key, n in Counter(zip(hours, columns[3], strict=True)).items()],
+            )
+            if prepared.seen:
+                db.executemany(
+                    "INSERT INTO seen VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+                    " first = min(first, excluded.first), last = max(last, excluded.last),"
+                    " n = n + excluded.n",
+                    prepared.seen,
+                )
+            db.executemany(
+                "INSERT INTO activity VALUES (?, ?, ?) ON CONFLICT DO UPDATE SET"
+                " n = n + excluded.n",
+                prepared.activity,
             )
             add_meta(db, "events", len(times))
         db.execute(
@@ -419,6 +439,47 @@ class Writer:
         if compressor is not None:
             self.compressor = compressor
             self.counters.inc("dictionaries")
+
+
+def _review_rollups(
+    org: int, fields: Sequence[tuple[int, list[int]]], times: list[float]
+) -> tuple[list[tuple[int, int, float, float, int]], list[tuple[int, int, int]]]:
+    """The batch's ``seen`` rows (per field and value present: first and last time, events;
+    times of 0, unknown, left out) and ``activity`` rows (events per minute of the origin).
+    Work per event is done by C builtins over the times in order: a tenth of a millisecond
+    for a batch of a thousand."""
+    ordered = sorted(times)
+    in_order = ordered == times  # as events usually come
+    order = None if in_order else sorted(range(len(times)), key=times.__getitem__)
+    low, high = bisect_left(ordered, 0.0), bisect_right(ordered, 0.0)
+    seen: list[tuple[int, int, float, float, int]] = []
+    for field, values in fields:
+        counts = Counter(values)
+        counts.pop(0, None)
+        if not counts:
+            continue
+        ranked = values if order is None else [values[i] for i in order]
+        kept_values, kept_times = ranked, ordered
+        if high > low:  # unknown times
+            kept_values = ranked[:low] + ranked[high:]
+            kept_times = ordered[:low] + ordered[high:]
+        last = dict(zip(kept_values, kept_times, strict=True))
+        first = dict(zip(reversed(kept_values), reversed(kept_times), strict=True))
+        seen += [(field, v, first[v], last[v], n) for v, n in counts.items() if v in first]
+    activity: list[tuple[int, int, int]] = []
+    if not ordered:
+        return seen, activity
+    lowest, highest = math.floor(ordered[0] / 60.0), math.floor(ordered[-1] / 60.0)
+    if highest - lowest > 1440:  # times spread over more than a day: count them one by one
+        minutes = Counter([int(t // 60.0) for t in ordered])
+        return seen, [(minute, org, n) for minute, n in minutes.items()]
+    at = 0
+    for minute in range(lowest, highest + 1):
+        following = bisect_left(ordered, (minute + 1) * 60.0, at)
+        if following > at:
+            activity.append((minute, org, following - at))
+        at = following
+    return seen, activity
 
 
 def _times(times: list[float]) -> list[float]:
