@@ -8,6 +8,7 @@ import time
 from urllib.parse import quote, unquote
 
 import orjson
+from tests.server.test_server_ingest import post
 from tests.web.conftest import Site, attack_lines, open_alert_ids, post_form
 
 from k3watch.server.api import find_event
@@ -218,3 +219,36 @@ def test_a_reviews_report_covers_its_period(site: Site) -> None:
         )
     assert data["period"]["start"] == review.period_start
     assert data["period"]["end"] <= review.period_end
+
+
+def test_the_pipeline_page_shows_gaps_backend_errors_and_rejected_input(site: Site) -> None:
+    now = time.time()
+    error = {
+        "kind": "k3watch.log/v1",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 600)),
+        "message": "Error in audit plugin 'webhook' affecting 17 audit events: connection refused",
+        "level": "error",
+        "host": "server-1",
+        "_key": "k3s.log@42",
+    }
+    token = site.running.tokens["agent"]
+    logged = post(
+        site.url,
+        token,
+        orjson.dumps(error),
+        batch="k3s-log",
+        node="server-1",
+        source="k3s",
+        format="log",
+    )
+    broken = post(site.url, token, b'{"not json', batch="broken", node="server-2")
+    assert logged.status_code == 200 and broken.status_code == 200
+    with site.login("vera") as client:
+        html = client.get("/ui/pipeline", params={"period": "7d"}).text
+        bad = client.get("/ui/pipeline", params={"period": "never"})
+    section = html.split('id="pipeline"', 1)[1]
+    assert "Gaps of 10 minutes or more:" in section and "server-1" in section
+    assert "17 audit events lost: 17 by the webhook backend" in section
+    assert "Rejected input: 1" in section and "server-2" in section
+    assert "Events per hour by node" in html
+    assert bad.status_code == 422

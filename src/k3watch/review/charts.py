@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from k3watch.review.model import Count, DayCount, Report
+from k3watch.review.model import Count, DayCount, PipelineHealth, Report
 from k3watch.web.charts import SEVERITY_COLOURS, bar_chart, time_chart
 
 DAY = 86400.0
@@ -42,13 +42,15 @@ def report_charts(report: Report) -> dict[str, str]:
             report.denied.per_day, "Denied requests per day", start, end, ("forbid", "401", "403")
         ),
         "denied_by_user": _bars(report.denied.top_users, "Most denied identities"),
-        "backend_errors": _days(
-            report.pipeline.backend.per_day, "Audit backend errors per day, by node", start, end
-        ),
+        "backend_errors": backend_errors_chart(report.pipeline, start, end),
         "noisy_rules": _bars(
             [Count(name=r.title, count=r.alerts) for r in report.rules.noisy], "Noisiest rules"
         ),
     }
+
+
+def backend_errors_chart(pipeline: PipelineHealth, start: float, end: float) -> str:
+    return _days(pipeline.backend.per_day, "Audit backend errors per day, by node", start, end)
 
 
 def _bars(counts: Sequence[Count], title: str) -> str:

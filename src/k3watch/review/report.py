@@ -136,6 +136,14 @@ def build_report(
     )
 
 
+def pipeline_health(
+    store: Store, options: ReviewOptions, now: float | None = None
+) -> PipelineHealth:
+    """The report's audit pipeline section alone (the web UI's pipeline page)."""
+    now = time.time() if now is None else now
+    return _Builder(store, options, now, []).pipeline()
+
+
 class _Builder:
     def __init__(self, store: Store, options: ReviewOptions, now: float, notes: list[str]) -> None:
         self.store = store

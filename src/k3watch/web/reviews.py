@@ -10,14 +10,25 @@ from urllib.parse import quote
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse, Response
+from markupsafe import Markup
 
 from k3watch.errors import UsageError
-from k3watch.review.render import FORMATS, MEDIA_TYPES, SUFFIXES, render, render_body
-from k3watch.review.report import ReviewOptions, build_report
+from k3watch.review.charts import backend_errors_chart
+from k3watch.review.render import (
+    FORMATS,
+    MEDIA_TYPES,
+    SUFFIXES,
+    environment,
+    render,
+    render_body,
+)
+from k3watch.review.report import ReviewOptions, build_report, pipeline_health
 from k3watch.review.signoff_model import ITEM_STATES, ReviewError, ScheduleStatus
 from k3watch.review.store import ReviewStore
 from k3watch.server.tokens import Role
+from k3watch.store.base import AggregateQuery
 from k3watch.timespec import parse_due, parse_end, parse_period
+from k3watch.web import charts
 from k3watch.web.app import PageError, Web
 from k3watch.web.render import error_page, page
 
@@ -56,6 +67,48 @@ def install(app: FastAPI, web: Web) -> None:
             chain=chain,
             now=now,
             message=request.query_params.get("done"),
+        )
+
+    @app.get("/ui/pipeline", include_in_schema=False)
+    async def pipeline_page(request: Request, period: str = "24h", gap: str = "10m") -> Response:
+        session = web.need(request, Role.VIEWER)
+        now = time.time()
+        try:
+            options = ReviewOptions(
+                start=now - parse_period(period), end=now, min_gap=parse_period(gap, "gap")
+            )
+        except (UsageError, ValueError) as exc:
+            raise PageError(422, "No pipeline view", str(exc)) from None
+        health = await web.call(pipeline_health, web.runtime.store, options, now)
+        by_node = await web.call(
+            web.runtime.store.aggregate,
+            AggregateQuery(start=options.start, end=now, bucket=3600.0, by="node", limit=50),
+        )
+        series: dict[str, dict[float, float]] = {}
+        for b in by_node:
+            if b.start is not None and b.value is not None:
+                series.setdefault(b.value, {})[b.start] = b.count
+        section = (
+            environment()
+            .get_template("report_pipeline.html")
+            .render(
+                p=health, backend_chart=Markup(backend_errors_chart(health, options.start, now))
+            )
+        )
+        return page(
+            "pipeline.html",
+            session,
+            active="pipeline",
+            period=period,
+            gap=gap,
+            chart=charts.time_chart(
+                series,
+                title="Events per hour by node",
+                start=options.start,
+                end=now,
+                bucket=3600.0,
+            ),
+            section=section,
         )
 
     @app.get("/ui/reports", include_in_schema=False)
