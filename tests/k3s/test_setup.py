@@ -156,6 +156,25 @@ def test_webhook_set_up_writes_a_kubeconfig_and_the_batch_flags(invoke: Invoke, 
     assert checks["webhook-kubeconfig"]["status"] == "pass"
 
 
+def test_the_webhook_token_goes_into_the_kubeconfig_and_never_into_the_output(
+    invoke: Invoke, node: Node, tmp_path: Path
+) -> None:
+    token_file = tmp_path / "webhook-token"
+    token_file.write_text("k3w_webhook-secret-value\n")
+    url = "http://127.0.0.1:9765/k8s-audit"
+    base = ("--webhook", url, "--webhook-token-file", str(token_file))
+    code, out, err = setup(invoke, node, *base)
+    assert code == 0, out + err
+    assert "k3w_webhook-secret-value" not in out + err
+    code, out, err = setup(invoke, node, *base, "--apply")
+    assert code == 0 and "k3w_webhook-secret-value" not in out + err
+    kubeconfig = yaml.safe_load(node.path(WEBHOOK).read_text())
+    assert kubeconfig["users"][0]["user"]["token"] == "k3w_webhook-secret-value"
+    token_file.write_text("")
+    code, _, err = setup(invoke, node, *base)
+    assert code == 2 and "is empty" in err
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [

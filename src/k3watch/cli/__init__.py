@@ -4,6 +4,7 @@ from k3watch.cli import (  # noqa: F401  (each module registers its commands)
     agent,
     certs,
     demo,
+    deploy,
     k3s,
     policy,
     remote,

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from k3watch.cli.app import main
-from k3watch.cli.common import stderr_console, write_json
+from k3watch.cli.common import exit_usage, stderr_console, write_json
+from k3watch.errors import UsageError
+
+if TYPE_CHECKING:
+    from k3watch.policy.k3s.setup import Plan
 
 _ROOT_HELP = "Directory standing in for / (a copy of a node's files, or a test tree)."
 
@@ -39,8 +44,17 @@ def k3s_group() -> None:
     default=None,
     help="Also send events to this audit webhook (an address of this host, not a ClusterIP).",
 )
+@click.option(
+    "--webhook-token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A file holding the token the API server sends to the webhook (the agent's "
+    "webhook source requires one); written into the webhook kubeconfig, never shown.",
+)
 @click.option("--apply", "apply_", is_flag=True, help="Write the files (default: show a diff).")
-def k3s_setup(root: Path, profile: str, webhook: str | None, apply_: bool) -> None:
+def k3s_setup(
+    root: Path, profile: str, webhook: str | None, webhook_token_file: Path | None, apply_: bool
+) -> None:
     """Write the audit policy, log directory and config.yaml.d drop-in; never restarts K3s.
 
     Without --apply, prints a unified diff of every file it would create or change. With it,
@@ -48,30 +62,49 @@ def k3s_setup(root: Path, profile: str, webhook: str | None, apply_: bool) -> No
     .bak.<timestamp> copy of every file it replaces. Running it twice changes nothing.
     """
     from k3watch.policy.k3s.layout import Layout
-    from k3watch.policy.k3s.setup import apply_plan, next_steps, plan_setup
+    from k3watch.policy.k3s.setup import next_steps, plan_setup
 
-    err = stderr_console()
-    plan = plan_setup(Layout(root), profile, webhook)
-    if root.resolve() != Path("/"):
-        click.echo(f"# root: {root} (paths below are as K3s sees them)")
+    token = None
+    if webhook_token_file is not None:
+        try:
+            token = webhook_token_file.read_text().strip()
+        except OSError as exc:
+            exit_usage(UsageError(f"cannot read {webhook_token_file}: {exc.strerror or exc}"))
+        if not token:
+            exit_usage(UsageError(f"{webhook_token_file} is empty"))
+    plan = plan_setup(Layout(root), profile, webhook, token)
     for finding in plan.lint:
         if finding.severity != "error":
             click.echo(f"# policy lint {finding.severity}: {finding.text}")
+    present_plan(
+        plan,
+        root,
+        apply_,
+        done="the audit set-up is already in place",
+        steps=next_steps(plan),
+    )
+
+
+def present_plan(plan: Plan, root: Path, apply_: bool, *, done: str, steps: list[str]) -> None:
+    """Show a set-up plan as a diff (or write it with ``apply_``), then the next steps; exit 1
+    when it is refused or would leave the audit flags out of force. Shared by ``k3s setup``
+    and ``deploy install``."""
+    from k3watch.policy.k3s.setup import apply_plan
+
+    err = stderr_console()
+    if root.resolve() != Path("/"):
+        click.echo(f"# root: {root} (paths below are as K3s sees them)")
     for conflict in plan.conflicts:
-        err.print(
-            f"[{'red' if conflict.severity == 'error' else 'yellow'}]{conflict.severity}[/]: "
-            f"{conflict.message}",
-            markup=True,
-            highlight=False,
-        )
+        colour = "red" if conflict.severity == "error" else "yellow"
+        err.print(f"[{colour}]{conflict.severity}[/]: {conflict.message}", highlight=False)
     if plan.refusals:
         for refusal in plan.refusals:
-            err.print(f"[red]refused[/]: {refusal}", markup=True, highlight=False)
+            err.print(f"[red]refused[/]: {refusal}", highlight=False)
         err.print("nothing written", highlight=False)
         sys.exit(1)
     pending = plan.pending
     if not pending:
-        click.echo("nothing to change: the audit set-up is already in place")
+        click.echo(f"nothing to change: {done}")
     elif not apply_:
         for change in pending:
             click.echo(f"# {change.describe()}")
@@ -79,18 +112,17 @@ def k3s_setup(root: Path, profile: str, webhook: str | None, apply_: bool) -> No
             if diff:
                 click.echo(diff, nl=not diff.endswith("\n"))
         click.echo("# dry run: nothing written; add --apply to write these changes")
-    if apply_ and pending:
+    else:
         for line in apply_plan(plan):
             click.echo(f"done: {line}")
     if apply_ or not pending:
         click.echo("")
         click.echo("Next steps:")
-        for number, step in enumerate(next_steps(plan), 1):
+        for number, step in enumerate(steps, 1):
             click.echo(f"  {number}. {step}")
     if not plan.effective:
         err.print(
             "[red]the audit flags would not be in force after a restart: fix the errors above[/]",
-            markup=True,
             highlight=False,
         )
         sys.exit(1)

@@ -56,8 +56,10 @@ def dropin_text(webhook: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def webhook_kubeconfig_text(url: str) -> str:
-    """The kubeconfig the API server's audit webhook backend reads to find its receiver."""
+def webhook_kubeconfig_text(url: str, token: str | None = None) -> str:
+    """The kubeconfig the API server's audit webhook backend reads to find its receiver;
+    ``token``: the bearer token it sends (the receiver's ``token``)."""
+    user = "{}" if token is None else "{token: " + json.dumps(token) + "}"
     return (
         "# Written by `k3watch k3s setup`: where the API server POSTs audit EventList batches.\n"
         "# The API server runs in the k3s process on the host network: the URL must be an\n"
@@ -77,7 +79,7 @@ def webhook_kubeconfig_text(url: str) -> str:
         "current-context: k3watch\n"
         "users:\n"
         "  - name: kube-apiserver\n"
-        "    user: {}\n"
+        f"    user: {user}\n"
     )
 
 

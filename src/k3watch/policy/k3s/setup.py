@@ -62,6 +62,7 @@ class Change:
     old: str | None = None  # current content, None when the file does not exist
     exists: bool = False
     old_mode: int | None = None
+    secret: bool = False  # holds a credential: its content is never shown
 
     @property
     def content_changes(self) -> bool:
@@ -76,6 +77,8 @@ class Change:
     def describe(self) -> str:
         """One line: what applying does to this path."""
         mode = f" (mode {self.mode:04o})" if self.mode is not None else ""
+        if self.secret and self.content_changes:
+            mode += ", holds secrets: content not shown"
         noun = "directory" if self.kind == "dir" else "file"
         if not self.exists:
             return f"create {noun} {self.path}{mode}"
@@ -84,8 +87,9 @@ class Change:
         return f"chmod {self.path}: {self.old_mode or 0:04o} → {self.mode or 0:04o}"
 
     def diff(self) -> str:
-        """A unified diff of the file (empty for directories and mode-only changes)."""
-        if not self.content_changes:
+        """A unified diff of the file (empty for directories, mode-only changes and files
+        holding secrets)."""
+        if not self.content_changes or self.secret:
             return ""
         old = (self.old or "").splitlines(keepends=True)
         new = (self.new or "").splitlines(keepends=True)
@@ -124,8 +128,13 @@ class Plan:
         return not any(c.severity == "error" for c in self.conflicts)
 
 
-def plan_setup(layout: Layout, profile: str, webhook: str | None = None) -> Plan:
-    """What set-up would change on the node under ``layout.root``; nothing is written."""
+def plan_setup(
+    layout: Layout, profile: str, webhook: str | None = None, webhook_token: str | None = None
+) -> Plan:
+    """What set-up would change on the node under ``layout.root``; nothing is written.
+
+    ``webhook_token`` is the bearer token the API server sends to the webhook (written into
+    its kubeconfig, which is then never shown in a diff)."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
     process = find_server(layout)
@@ -167,15 +176,21 @@ def plan_setup(layout: Layout, profile: str, webhook: str | None = None) -> Plan
     plan.refusals.extend(f"policy lint error: {f.text}" for f in checked.errors)
 
     dropin = dropin_text(webhook is not None)
-    plan.changes.append(_dir_change(layout, SERVER_DIR, None))
-    plan.changes.append(_dir_change(layout, LOG_DIR, LOG_DIR_MODE))
-    plan.changes.append(_file_change(layout, POLICY_FILE, policy, POLICY_MODE))
+    plan.changes.append(dir_change(layout, SERVER_DIR, None))
+    plan.changes.append(dir_change(layout, LOG_DIR, LOG_DIR_MODE))
+    plan.changes.append(file_change(layout, POLICY_FILE, policy, POLICY_MODE))
     if webhook is not None:
         plan.changes.append(
-            _file_change(layout, WEBHOOK_KUBECONFIG, webhook_kubeconfig_text(webhook), WEBHOOK_MODE)
+            file_change(
+                layout,
+                WEBHOOK_KUBECONFIG,
+                webhook_kubeconfig_text(webhook, webhook_token),
+                WEBHOOK_MODE,
+                secret=webhook_token is not None,
+            )
         )
-    plan.changes.append(_dir_change(layout, layout.dropin_dir, None))
-    plan.changes.append(_file_change(layout, plan.dropin, dropin, DROPIN_MODE))
+    plan.changes.append(dir_change(layout, layout.dropin_dir, None))
+    plan.changes.append(file_change(layout, plan.dropin, dropin, DROPIN_MODE))
     plan.conflicts.extend(_conflicts(layout, plan.dropin, dropin, webhook is not None, process))
     return plan
 
@@ -198,24 +213,30 @@ def _dropin_path(layout: Layout, existing: list[str]) -> str:
     return existing[0] if existing else f"{layout.dropin_dir}/{DROPIN_NAME}"
 
 
-def _dir_change(layout: Layout, path: str, mode: int | None) -> Change:
+def dir_change(layout: Layout, path: str, mode: int | None) -> Change:
+    """A directory at ``path`` (node path) with ``mode`` (None: any), compared with what is
+    there."""
     host = layout.host(path)
     if host.is_dir():
         return Change(path, "dir", mode, exists=True, old_mode=host.stat().st_mode & 0o7777)
     return Change(path, "dir", mode)
 
 
-def _file_change(layout: Layout, path: str, text: str, mode: int) -> Change:
+def file_change(layout: Layout, path: str, text: str, mode: int, *, secret: bool = False) -> Change:
+    """A file at ``path`` (node path) with ``text`` and ``mode``, compared with what is
+    there; ``secret``: its content is never shown."""
     host = layout.host(path)
     try:
         old = host.read_text(encoding="utf-8")
         old_mode = host.stat().st_mode & 0o7777
     except FileNotFoundError:
-        return Change(path, "file", mode, new=text)
+        return Change(path, "file", mode, new=text, secret=secret)
     except (OSError, UnicodeDecodeError):
         # Unreadable or binary: replace it (the backup keeps it) rather than guess.
         old, old_mode = "", host.stat().st_mode & 0o7777
-    return Change(path, "file", mode, new=text, old=old, exists=True, old_mode=old_mode)
+    return Change(
+        path, "file", mode, new=text, old=old, exists=True, old_mode=old_mode, secret=secret
+    )
 
 
 def _conflicts(
