@@ -78,6 +78,9 @@ class RulesConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     pipelines: tuple[str, ...] = ()
     placeholders: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
     allowlist: tuple[Allow, ...] = ()
+    disable: tuple[str, ...] = ()
+    """Rules turned off, by id, name or title: they raise no alerts (a rule that a running
+    correlation reads keeps feeding it). The web UI's rules page lists them as disabled."""
 
 
 class ScanConfig(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

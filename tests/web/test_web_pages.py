@@ -11,6 +11,7 @@ import orjson
 from tests.server.test_server_ingest import post
 from tests.web.conftest import Site, attack_lines, open_alert_ids, post_form
 
+from k3watch.rules.loader import load_rules
 from k3watch.server.api import find_event
 from k3watch.store.base import AggregateQuery, AlertQuery, EventQuery
 
@@ -127,10 +128,17 @@ def test_the_rules_page_marks_rules_that_never_fired_and_the_noisy_ones(site: Si
     fired = {h.rule_id for h in runtime.store.rule_hits(time.time() - 30 * 86400)}
     with site.login("vera") as client:
         html = client.get("/ui/rules").text
-    rows = dict(re.findall(r'<tr data-rule="([^"]+)"(.*?)</tr>', html, re.S))
+    rows = {
+        rule_id: (state, row)
+        for rule_id, state, row in re.findall(
+            r'<tr data-rule="([^"]+)" data-state="([^"]+)"(.*?)</tr>', html, re.S
+        )
+    }
     assert set(rows) == {r.info.id for r in runtime.ruleset.all()}
-    for rule_id, row in rows.items():
-        assert ("never fired" in row) == (rule_id not in fired)
+    for rule in runtime.ruleset.all():
+        state, row = rows[rule.id]
+        assert state == ("enabled" if rule.generate else "correlation input")
+        assert ("never fired" in row) == (rule.generate and rule.id not in fired)
     assert html.count("<strong>noisy</strong>") == min(5, len(fired))
 
 
@@ -252,3 +260,13 @@ def test_the_pipeline_page_shows_gaps_backend_errors_and_rejected_input(site: Si
     assert "Rejected input: 1" in section and "server-2" in section
     assert "Events per hour by node" in html
     assert bad.status_code == 422
+
+
+def test_rules_disabled_in_the_configuration_are_listed_as_disabled(site: Site) -> None:
+    runtime = site.running.runtime
+    target = next(r for r in runtime.ruleset.event_rules if r.generate and not r.consumers)
+    runtime.ruleset = load_rules(disabled=[target.id])  # what rules.disable loads
+    with site.login("vera") as client:
+        html = client.get("/ui/rules").text
+    assert f'<tr data-rule="{target.id}" data-state="disabled"' in html
+    assert "1 disabled" in html

@@ -128,6 +128,7 @@ def load_selected_rules(
         pipelines=[*settings.pipelines, *pipelines],
         placeholders=values,
         documents=config.filter_documents(),
+        disabled=settings.disable,
     )
 
 

@@ -35,6 +35,7 @@ from k3watch.rules.model import (
     CORRELATION_TYPES,
     CorrelationRule,
     EventRule,
+    Rule,
     RuleInfo,
     RuleOrigin,
     RuleSet,
@@ -72,11 +73,13 @@ def load_rules(
     pipelines: Sequence[Path | str] = (),
     placeholders: dict[str, list[str]] | None = None,
     documents: Sequence[tuple[dict[str, Any], str]] = (),
+    disabled: Sequence[str] = (),
 ) -> RuleSet:
     """Load the built-in library (unless ``builtin=False``) and every rule under ``paths``.
 
     ``documents`` are more Sigma documents given as data, each with a label saying where it
-    comes from (the configuration's allowlist entries become filters this way).
+    comes from (the configuration's allowlist entries become filters this way). ``disabled``
+    names rules (id, name or title) that are turned off: see :func:`_disable`.
     """
     ruleset = RuleSet(
         origin=RuleOrigin(
@@ -85,6 +88,7 @@ def load_rules(
             tuple(str(p) for p in pipelines),
             tuple((k, tuple(v)) for k, v in (placeholders or {}).items()),
             tuple(documents),
+            tuple(disabled),
         )
     )
     docs: list[_Doc] = [_Doc(data, None, Location(label), False) for data, label in documents]
@@ -99,6 +103,8 @@ def load_rules(
         _parse_sigma(doc, ruleset)
     pipeline = _build_pipeline(pipelines, placeholders or {}, ruleset)
     _assemble(docs, pipeline, ruleset)
+    if disabled:
+        _disable(ruleset, disabled)
     return ruleset
 
 
@@ -540,6 +546,62 @@ def _wire_consumers(ruleset: RuleSet) -> None:
     for rule in ruleset.all():
         if id(rule) in generate:
             rule.generate = generate[id(rule)]
+
+
+def _disable(ruleset: RuleSet, names: Sequence[str]) -> None:
+    """Turn off the rules named (by id, name or title). A disabled correlation is dropped, and
+    so are the inputs only it read (they never alerted on their own). A disabled event rule is
+    dropped unless a correlation still reads it; then it keeps running for that correlation
+    and never alerts on its own. A name that matches no rule is a warning (the library may
+    have moved on)."""
+    wanted = {name.strip() for name in names if name.strip()}
+    matched: set[str] = set()
+
+    def off(rule: Rule) -> bool:
+        hits = wanted & {rule.id, rule.info.title, rule.info.name or rule.id}
+        matched.update(hits)
+        return bool(hits)
+
+    # Consumers before their inputs (correlations are in dependency order), so that what the
+    # kept correlations read is known when their inputs are decided.
+    correlations: list[CorrelationRule] = []
+    silenced: list[Rule] = []
+    read: set[int] = set()
+    for correlation in reversed(ruleset.correlations):
+        if not _keep(correlation, off(correlation), read, ruleset, silenced):
+            continue
+        correlations.insert(0, correlation)
+        read.update(id(source) for source in correlation.inputs)
+    rules = [
+        rule for rule in ruleset.event_rules if _keep(rule, off(rule), read, ruleset, silenced)
+    ]
+    for index, rule in enumerate(rules):
+        rule.index = index
+    ruleset.event_rules, ruleset.correlations = rules, correlations
+    for any_rule in ruleset.all():  # wired again without what was dropped
+        any_rule.consumers.clear()
+        any_rule.generate = True
+    _wire_consumers(ruleset)
+    for quiet in silenced:
+        quiet.generate = False
+    for name in sorted(wanted - matched):
+        ruleset.warnings.append(
+            RuleError(f"rules.disable names no loaded rule: {name!r}", Location("rules.disable"))
+        )
+
+
+def _keep(
+    rule: Rule, turned_off: bool, read: set[int], ruleset: RuleSet, silenced: list[Rule]
+) -> bool:
+    """Whether ``rule`` stays (see ``_disable``); a disabled rule still read is silenced."""
+    if not rule.generate and id(rule) not in read:
+        return False  # an input of dropped correlations only: it never alerted
+    if turned_off:
+        ruleset.disabled.append(rule.info)
+        if id(rule) not in read:
+            return False
+        silenced.append(rule)
+    return True
 
 
 def iter_rule_files(paths: Iterable[Path]) -> list[Path]:

@@ -178,6 +178,7 @@ class RuleOrigin:
     pipelines: tuple[str, ...]
     placeholders: tuple[tuple[str, tuple[str, ...]], ...]
     documents: tuple[tuple[dict[str, Any], str], ...]
+    disabled: tuple[str, ...] = ()
 
     def load(self) -> RuleSet:
         """The same rules again (from the files as they are now)."""
@@ -189,6 +190,7 @@ class RuleOrigin:
             pipelines=self.pipelines,
             placeholders={name: list(values) for name, values in self.placeholders},
             documents=self.documents,
+            disabled=self.disabled,
         )
 
 
@@ -201,6 +203,9 @@ class RuleSet:
     errors: list[RuleError] = field(default_factory=list)
     warnings: list[RuleError] = field(default_factory=list)
     filters: int = 0
+    disabled: list[RuleInfo] = field(default_factory=list)
+    """Rules the configuration turned off (``rules.disable``): not evaluated, or evaluated only
+    as the input of a correlation that still runs, and never alerting on their own."""
     origin: RuleOrigin | None = None
     """How the set was loaded, so that another process can load the same rules."""
 

@@ -239,13 +239,18 @@ def install(app: FastAPI, web: Web) -> None:
         week = {h.rule_id: h for h in await web.call(store.rule_hits, now - 7 * 86400)}
         month = {h.rule_id: h for h in await web.call(store.rule_hits, now - 30 * 86400)}
         rows: list[dict[str, Any]] = []
-        for rule in runtime.ruleset.all():
-            info = rule.info
+        states = [
+            (r.info, "enabled" if r.generate else "correlation input")
+            for r in runtime.ruleset.all()
+        ]
+        states += [(info, "disabled") for info in runtime.ruleset.disabled]
+        for info, state in states:
             hits = month.get(info.id)
             alerts = hits.alerts if hits else 0
             rows.append(
                 {
                     "info": info,
+                    "state": state,
                     "week": week[info.id].occurrences if info.id in week else 0,
                     "month": hits.occurrences if hits else 0,
                     "alerts": alerts,
@@ -269,7 +274,8 @@ def install(app: FastAPI, web: Web) -> None:
             active="rules",
             rows=rows,
             noisy=noisy_ids,
-            never=sum(1 for r in rows if not r["month"]),
+            never=sum(1 for r in rows if not r["month"] and r["state"] == "enabled"),
+            disabled=len(runtime.ruleset.disabled),
             sort=order,
         )
 
