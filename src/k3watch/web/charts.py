@@ -129,14 +129,16 @@ def time_chart(
                 f'<rect x="{x + step * 0.1:.2f}" y="{base:.2f}" width="{max(step * 0.8, 0.5):.2f}" '
                 f'height="{h:.2f}" fill="{colour(index, name)}" data-series={quoteattr(name)} '
                 f'data-start="{s:.0f}" data-value="{value:g}"><title>{escape(name)} '
-                f"{escape(_when(s, bucket))}: {escape(_number(value) + unit)}</title></rect>"
+                f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(s))} UTC: "
+                f"{escape(_number(value) + unit)}</title></rect>"
             )
-    for label_at in _ticks(count):
+    ticks = _ticks(count)
+    for label_at in ticks:
         s = starts[label_at]
         parts.append(
             f'<text x="{left + (label_at + 0.5) * step:.1f}" y="{top + plot_h + 14}" '
             f'text-anchor="middle" font-size="10" fill="{_TEXT}" font-family="{FONT}">'
-            f"{escape(_when(s, bucket))}</text>"
+            f"{escape(_when(s, bucket * ticks.step))}</text>"
         )
     if not any(totals):
         parts.append(_note(width, top + plot_h / 2, "nothing in this period"))
@@ -199,11 +201,14 @@ def _number(value: float) -> str:
     return f"{value:.1f}"
 
 
-def _when(start: float, bucket: float) -> str:
+def _when(start: float, span: float) -> str:
+    """A bucket's start as a label, naming the day when ``span`` (a bucket, or the distance
+    between two labels) reaches a day or the bucket starts one."""
     moment = time.gmtime(start)
-    if bucket >= 86400:
-        return time.strftime("%m-%d", moment)
-    return time.strftime("%m-%d %H:%M" if moment.tm_hour == 0 else "%H:%M", moment)
+    midnight = moment.tm_hour == moment.tm_min == 0
+    if span >= 86400:
+        return time.strftime("%m-%d" if midnight else "%m-%d %H:%M", moment)
+    return time.strftime("%m-%d %H:%M" if midnight else "%H:%M", moment)
 
 
 def _ticks(count: int, most: int = 8) -> range:
