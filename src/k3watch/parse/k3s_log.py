@@ -36,16 +36,18 @@ from k3watch.event import Event
 from k3watch.parse import components
 from k3watch.parse.kernel import KERNEL_IDENTS, kernel_record, looks_like_record, parse_kernel
 from k3watch.parse.klog import parse_klog, split_structured
-from k3watch.parse.logrus import logrus_parts
+from k3watch.parse.logrus import logrus_parts, logrus_text
 from k3watch.parse.logs import (
     DEFAULT_MAX_LINE_BYTES,
     DEFAULT_MAX_RECORD_BYTES,
+    KIND,
     LEVELS,
     Joiner,
     LineParser,
     LogRecord,
     Origin,
     Pending,
+    PreparedRecord,
     Problems,
     decode,
     strip_ansi,
@@ -135,7 +137,9 @@ class LineReader:
                 "k3s" if components.in_k3s_stream(context.ident, context.unit) else None
             )
             if stamp is not None and not stamp.isdigit():
-                self._logrus_time(stamp, record, problems)
+                when = self.logrus_time(stamp, problems)
+                if when is not None:
+                    record.time = when
             if record.component == "containerd":
                 record.container = components.container_from_message(message) or None
             return Reading(record, message, True, _finish_text, problems)
@@ -173,19 +177,20 @@ class LineReader:
         record.component = named
         return Reading(record, plain, plain.startswith(TEXT_STARTS), _finish_text)
 
-    def _logrus_time(self, text: str, record: LogRecord, problems: Problems) -> None:
+    def logrus_time(self, text: str, problems: Problems) -> int | None:
+        """A logrus time (UTC µs), learned by the clock; ``None`` (and a problem) if invalid."""
         parsed = parse_rfc3339(text)
         if parsed is None:
             problems.append(
                 ("invalid_time", f"logrus time {text[:40]!r} is not RFC 3339; not used")
             )
-            return
+            return None
         wall, offset = parsed
         if offset is None:
-            record.time = self.clock.localize(wall)
-        else:
-            record.time = wall - offset
-            self.clock.learn(record.time, offset)
+            return self.clock.localize(wall)
+        utc = wall - offset
+        self.clock.learn(utc, offset)
+        return utc
 
     def _json(self, text: str, record: LogRecord) -> Reading | None:
         try:
@@ -234,6 +239,7 @@ def _finish_text(pending: Pending) -> None:
 def _finish_klog(pending: Pending) -> None:
     """Structured klog: the message and fields, read once continuation lines are joined."""
     record = pending.record
+    assert isinstance(record, LogRecord)  # a klog line takes the general reading
     structured = split_structured(pending.body)
     if structured is None:
         record.message = pending.body
@@ -348,6 +354,24 @@ class K3sLogParser(StreamParser):
         # What every line without a syslog prefix is wrapped in: one for all of them, as
         # nothing changes a Context once made (containerd's log has no prefixes at all).
         self._text_context = Context("text", host, unit, ident)
+        # What the general reading derives from that wrapper for a logrus line, derived once
+        # for the fast path (see _logrus_line); never taken for a kernel stream.
+        self._logrus_fast = ident not in KERNEL_IDENTS
+        self._text_stream = (host, unit or ident, None)
+        self._logrus_component = (
+            self.reader.component
+            or components.program_component(ident, unit)
+            or ("k3s" if components.in_k3s_stream(ident, unit) else None)
+        )
+        # The fields of the raw object between its level and its format, as LogRecord.raw
+        # writes them for such a line (those that are not None, in that order).
+        wrapper = {
+            "host": host,
+            "unit": unit,
+            "ident": ident,
+            "component": self._logrus_component,
+        }
+        self._logrus_wrapper = {k: v for k, v in wrapper.items() if v is not None}
 
     def parse_line(
         self,
@@ -363,6 +387,10 @@ class K3sLogParser(StreamParser):
         if not text or text.isspace():
             self.counters.inc("skipped", reason="blank")
             return []
+        if text.startswith('time="') and self._logrus_fast and not looks_like_record(text):
+            # Nearly every line of containerd's log and of K3s's own code (no syslog prefix:
+            # a prefix never starts with a lowercase letter).
+            return self._logrus_line(text, source, lineno, offset, truncated)
         prefix = split_syslog(text)
         if prefix is None:
             context = self._text_context
@@ -387,6 +415,45 @@ class K3sLogParser(StreamParser):
             kernel=context.ident in KERNEL_IDENTS,
             truncated=truncated,
         )
+
+    def _logrus_line(
+        self, text: str, source: str, lineno: int, offset: int, truncated: bool
+    ) -> list[Event]:
+        """A logrus line without syslog prefix: what :meth:`~StreamParser.dispatch` does for
+        it (through :meth:`LineReader.read` with the wrapper of unprefixed lines), without
+        the objects and tests the general reading needs for every other kind of line.
+
+        tests/parse/test_parse_fast_paths.py checks that both give the same events.
+        """
+        level, message, stamp, fields = logrus_text(text)
+        problems: Problems = []
+        when = None
+        if stamp is not None and not stamp.isdigit():
+            when = self.reader.logrus_time(stamp, problems)
+        raw: dict[str, Any] = {"kind": KIND}
+        if when is not None:
+            raw["time"] = None  # written out when emitted
+        raw["message"] = None  # the body, once complete
+        if level is not None:
+            raw["level"] = level
+        raw.update(self._logrus_wrapper)
+        raw["format"] = "logrus"
+        raw["source"] = None  # filled when emitted
+        if fields:
+            raw["fields"] = fields
+        if self._logrus_component == "containerd":
+            container = components.container_from_message(message)
+            if container:
+                raw["container"] = container
+        record = PreparedRecord(raw, when, message, truncated)
+        origin = Origin(source, lineno, offset)
+        if problems:
+            self._report_all(problems, origin)
+        # Held, as every record with a header is: the lines that follow may continue it.
+        # Positional (body, lines, size, last time, finish); without a finish, complete()
+        # sets the message from the body, as _finish_text would.
+        pending = Pending(record, origin, message, 1, 0, None, None)
+        return [self.complete(done) for done in self.joiner.start(self._text_stream, pending)]
 
 
 def containerd_parser(

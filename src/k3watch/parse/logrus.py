@@ -88,6 +88,12 @@ def logrus_parts(text: str) -> LogrusParts | None:
     return None if line is None else (line.level, line.message, line.time, line.fields)
 
 
+def logrus_text(text: str) -> LogrusParts:
+    """What :func:`logrus_parts` reads from a line known to be in the key/value form (one
+    that starts with ``time=`` or ``level=``)."""
+    return _text_form(text)
+
+
 def _value(raw: str) -> str:
     if raw[:1] == '"':
         inner = raw[1:]

@@ -50,6 +50,12 @@ _OFFSETS: dict[str | None, int | None] = {None: None, "Z": 0, "z": 0}
 _UNKNOWN = 1  # not an offset (those are whole minutes): a zone not in _OFFSETS
 
 
+# The times format_us can write: years 1 to 9999 (an offset can push a time written as
+# 9999-12-31 past them).
+FIRST_US = (datetime(1, 1, 1) - _EPOCH) // timedelta(microseconds=1)
+LAST_US = (datetime(9999, 12, 31, 23, 59, 59, 999999) - _EPOCH) // timedelta(microseconds=1)
+
+
 def format_us(us: int) -> str:
     """Microseconds since the epoch as RFC 3339 UTC with six fraction digits."""
     second, micro = divmod(us, _MICRO)

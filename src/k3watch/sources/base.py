@@ -43,12 +43,18 @@ class Fingerprint:
     sha256: str
 
 
-@dataclass(frozen=True, slots=True)
+# Positions, held records and items are made for every record a file source reads; a frozen
+# dataclass takes about three times as long to build as a plain slotted one, so these are not
+# frozen, though nothing changes one once made (sources and the agent only pass them on).
+
+
+@dataclass(slots=True)
 class HeldRecord:
     """A record that starts before a position's offset but was not delivered.
 
     ``offset`` and ``line`` are where its first line starts; ``index`` is how many records
     starting on that line were delivered already (a line of an ``EventList`` gives several).
+    Not changed once made (see above).
     """
 
     offset: int
@@ -56,7 +62,7 @@ class HeldRecord:
     index: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FilePosition:
     """Where a file source stands after an item.
 
@@ -64,6 +70,7 @@ class FilePosition:
     ``fingerprint`` identify it wherever it has moved since. Every record that starts before
     ``offset`` (in uncompressed bytes, at a line start; ``line`` is that line's number) was
     delivered, except those in ``held`` (sorted by offset), from which reading resumes.
+    Not changed once made (see above).
     """
 
     path: str
@@ -99,13 +106,14 @@ class JournalPosition:
 Position = FilePosition | JournalPosition | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Item:
     """One event from a source and the source's position just after it.
 
     Events of component logs and the journal carry a stable ``_key`` in ``event.raw`` (the
     same when the record is read again after a restart), for de-duplication by the server;
-    audit events are de-duplicated by ``auditID`` and ``stage``.
+    audit events are de-duplicated by ``auditID`` and ``stage``. Not changed once made (see
+    above).
     """
 
     event: Event

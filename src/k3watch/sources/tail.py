@@ -34,7 +34,7 @@ from k3watch.sources.base import (
 from k3watch.sources.checkpoint import CheckpointStore
 from k3watch.sources.files import _os_error
 from k3watch.sources.history import Plan, Segment
-from k3watch.sources.lines import Record, line_decoder
+from k3watch.sources.lines import LogLines, Record, line_decoder
 from k3watch.sources.resume import file_positions, held_after
 from k3watch.sources.rotation import (
     CHUNK_SIZE,
@@ -108,9 +108,10 @@ class FileSource:
         self._closed = False
         self._reported: set[str] = set()  # open errors reported since the last success
         self._last_line = time.monotonic()
-        # The start of the keys of records read from the file with this fingerprint (the
-        # fingerprint changes rarely: made once for it rather than for every record).
-        self._key_names: tuple[Fingerprint, str] | None = None
+        # The parser whose records carry a ``_key`` (audit events have none), and the
+        # fingerprint it was last told the key's start for (see _name_keys).
+        self._keyed = self._decoder.parser if isinstance(self._decoder, LogLines) else None
+        self._keys_for: Fingerprint | None = None
 
     # -- the Source protocol -----------------------------------------------------------------
 
@@ -230,6 +231,7 @@ class FileSource:
         lines = segment.split.feed(data)
         if not lines:
             return
+        self._name_keys(segment)
         self.counters.inc("lines", len(lines))
         self._last_line = segment.last_data
         decode = self._decoder.decode
@@ -243,6 +245,7 @@ class FileSource:
             self.counters.inc("items", items)
 
     def _flush(self, segment: Segment) -> None:
+        self._name_keys(segment)
         records = self._decoder.flush()
         if records:
             items = self._emit(segment, records, segment.split.offset, segment.split.line)
@@ -253,6 +256,7 @@ class FileSource:
         """The end of a file that will not grow: its last line counts even without newline."""
         line = segment.split.finish()
         if line is not None:
+            self._name_keys(segment)
             self.counters.inc("lines")
             records = self._decoder.decode(line, segment.opened.path)
             if records and (items := self._emit(segment, records, line.end, line.number + 1)):
@@ -346,7 +350,6 @@ class FileSource:
             record = records[0]
             fingerprint = segment.fingerprint()
             held = held_after(record, self._decoder.held()) if self._decoder.holds else ()
-            self._rekey(record, fingerprint)
             position = FilePosition(opened.path, opened.inode, fingerprint, offset, line, held)
             self._outbox.append(Item(record.event, position))
             return 1
@@ -362,23 +365,27 @@ class FileSource:
         fingerprint = segment.fingerprint()
         positions = file_positions(kept, self._decoder.held(), resume, offset, line)
         for record, (at, at_line, held) in zip(kept, positions, strict=True):
-            self._rekey(record, fingerprint)
             position = FilePosition(opened.path, opened.inode, fingerprint, at, at_line, held)
             self._outbox.append(Item(record.event, position))
         if resume is not None:
             resume.delivered(kept)
         return len(kept)
 
-    def _rekey(self, record: Record, fingerprint: Fingerprint) -> None:
-        """A log record's ``_key`` names the file by its path and fingerprint, so that it stays
-        the same when the record is read again from a backup. Audit events (read as lines,
-        ``data`` set) have none; a journal entry keeps its cursor, which names it anywhere."""
-        event = record.event
-        if event.data is None and "_key" in event.raw and "file" in event.raw["source"]:
-            named = self._key_names
-            if named is None or named[0] is not fingerprint:
-                named = self._key_names = (fingerprint, f"{self.path}#{fingerprint.sha256[:16]}@")
-            event.raw["_key"] = f"{named[1]}{record.offset}"
+    def _name_keys(self, segment: Segment) -> None:
+        """Before the parser emits records of ``segment``: a log record's ``_key`` names the
+        file by its path and fingerprint, so that it stays the same when the record is read
+        again from a backup. The parser builds the key so as it emits the record, from the
+        segment's fingerprint at that moment (a key made here over the parser's, once per
+        record, was a measurable share of the agent's CPU). Audit events have no key; a
+        journal entry keeps its cursor, which names it anywhere.
+        """
+        parser = self._keyed
+        if parser is None:
+            return
+        fingerprint = segment.fingerprint()
+        if fingerprint is not self._keys_for:  # changes rarely (the cached one is returned)
+            self._keys_for = fingerprint
+            parser.key_prefix = f"{self.path}#{fingerprint.sha256[:16]}@"
 
     # -- errors ----------------------------------------------------------------------------------
 
