@@ -59,7 +59,7 @@ def test_a_wrong_type_is_an_error_with_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, "scan:\n  suppress: 10m\nrules:\n  builtin: maybe\n")
     with pytest.raises(UsageError) as error:
         load_config(path)
-    assert str(error.value).startswith(f"{path}:4: Expected 'bool'")
+    assert str(error.value).startswith(f"{path}:4: rules.builtin: Expected 'bool'")
 
 
 def test_a_bad_duration_is_an_error_with_its_line(tmp_path: Path) -> None:

@@ -125,12 +125,25 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 def load_config(path: Path) -> Config:
     """Read, resolve and validate a configuration file; raise UsageError with file:line."""
     name = str(path)
+    data, node = read_yaml_mapping(path, "configuration")
+    data = _resolve_references(data, node, name)
+    data["source"] = name
+    try:
+        config = msgspec.convert(data, Config)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, node, name) from exc
+    _check_values(config, node, name)
+    return _relative_to(config, path.parent)
+
+
+def read_yaml_mapping(path: Path, what: str) -> tuple[dict[str, Any], yaml.Node | None]:
+    """A YAML file holding one mapping (empty: ``{}``), and its node tree for error lines;
+    UsageError naming the file (and line) otherwise."""
+    name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(
-            f"cannot read configuration: {exc.strerror or exc}", Location(name)
-        ) from exc
+        raise UsageError(f"cannot read {what}: {exc.strerror or exc}", Location(name)) from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -143,17 +156,20 @@ def load_config(path: Path) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise UsageError("the configuration must be a mapping", Location(name, 1))
-    data = _resolve_references(data, node, name)
-    data["source"] = name
-    try:
-        config = msgspec.convert(data, Config)
-    except msgspec.ValidationError as exc:
-        message, _, where = str(exc).partition(" - at `")
-        line = _line_of(node, where.rstrip("`"), message)
-        raise UsageError(_plain(message), Location(name, line)) from exc
-    _check_values(config, node, name)
-    return _relative_to(config, path.parent)
+        raise UsageError(f"the {what} must be a mapping", Location(name, 1))
+    return data, node
+
+
+def validation_error(exc: msgspec.ValidationError, node: yaml.Node | None, name: str) -> UsageError:
+    """msgspec's complaint about a file's data as a one-line error at the key's line: an
+    unknown key by its name, a wrong value after its key's path (``agent.journal: …``)."""
+    message, _, where = str(exc).partition(" - at `")
+    key_path = where.rstrip("`") or "$"
+    line = yaml_line(node, key_path, message)
+    text = _plain(message)
+    if "unknown key" not in text and key_path != "$":
+        text = f"{key_path.removeprefix('$.')}: {text}"
+    return UsageError(text, Location(name, line))
 
 
 def _plain(message: str) -> str:
@@ -173,7 +189,7 @@ def _check_values(config: Config, node: yaml.Node | None, name: str) -> None:
         try:
             check()
         except ValueError as exc:
-            raise UsageError(str(exc), Location(name, _line_of(node, path, ""))) from exc
+            raise UsageError(str(exc), Location(name, yaml_line(node, path))) from exc
 
 
 def _relative_to(config: Config, base: Path) -> Config:
@@ -237,12 +253,26 @@ def _item(node: yaml.Node | None, index: int) -> yaml.Node | None:
     return None
 
 
-def _line_of(node: yaml.Node | None, path: str, message: str) -> int | None:
-    """The line of ``$.a.b[2]`` (or of the unknown key a message names) in the YAML tree."""
+def yaml_line(
+    node: yaml.Node | None, path: str, message: str = "", *, at_key: bool = False
+) -> int | None:
+    """The line of ``$.a.b[2]`` in the YAML tree: where the deepest value found on the way
+    starts (with ``at_key``, the line of its key), or of the unknown key ``message`` names
+    (msgspec's wording)."""
     current = node
-    for part in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path.removeprefix("$")):
-        key, index = part
-        found = _child(current, key) if key else _item(current, int(index))
+    line = int(node.start_mark.line) + 1 if node is not None else None
+    for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path.removeprefix("$")):
+        found = None
+        if key and isinstance(current, yaml.MappingNode):
+            for key_node, value_node in current.value:
+                if key_node.value == key:
+                    found = value_node
+                    line = int((key_node if at_key else value_node).start_mark.line) + 1
+                    break
+        elif index:
+            found = _item(current, int(index))
+            if found is not None:
+                line = int(found.start_mark.line) + 1
         if found is None:
             break
         current = found
@@ -251,4 +281,4 @@ def _line_of(node: yaml.Node | None, path: str, message: str) -> int | None:
         for key_node, _ in current.value:
             if key_node.value == unknown.group(1):
                 return int(key_node.start_mark.line) + 1
-    return int(current.start_mark.line) + 1 if current is not None else None
+    return line

@@ -34,6 +34,7 @@ import msgspec
 import yaml
 
 from k3watch import __version__
+from k3watch.config import read_yaml_mapping, validation_error, yaml_line
 from k3watch.errors import Location, UsageError
 
 # What Kubernetes accepts as an object name (RFC 1123 label; DNS subdomain for most kinds,
@@ -285,38 +286,16 @@ def load_values(path: Path | None) -> Values:
     if path is None:
         return _checked(Values(), None, "<defaults>")
     name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read values: {exc.strerror or exc}", Location(name)) from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise UsageError(
-            f"invalid YAML: {getattr(exc, 'problem', exc)}", Location(name, line)
-        ) from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UsageError("the values must be a mapping", Location(name, 1))
+    data, node = read_yaml_mapping(path, "values")
     if "source" in data:
-        raise UsageError("unknown key 'source'", Location(name, _line_of(node, "$.source")))
+        raise UsageError(
+            "unknown key 'source'", Location(name, yaml_line(node, "$.source", at_key=True))
+        )
     data["source"] = name
     try:
         values = msgspec.convert(data, Values)
     except msgspec.ValidationError as exc:
-        message, _, where = str(exc).partition(" - at `")
-        unknown = re.search(r"unknown field `([^`]+)`", message)
-        key_path = where.rstrip("`") or "$"
-        if unknown:
-            key_path += f".{unknown.group(1)}"
-        message = message.replace("`", "'").replace("Object contains unknown field", "unknown key")
-        if not unknown and key_path != "$":
-            message = f"{key_path.removeprefix('$.')}: {message}"
-        raise UsageError(message, Location(name, _line_of(node, key_path))) from exc
+        raise validation_error(exc, node, name) from exc
     return _checked(_relative_to(values, path.parent), node, name)
 
 
@@ -325,7 +304,7 @@ def _checked(values: Values, node: yaml.Node | None, name: str) -> Values:
     if problems:
         key, message = problems[0]
         where = key.removeprefix("$.")
-        raise UsageError(f"{where}: {message}", Location(name, _line_of(node, key)))
+        raise UsageError(f"{where}: {message}", Location(name, yaml_line(node, key, at_key=True)))
     return values
 
 
@@ -337,7 +316,7 @@ def line_of(values: Values, key_path: str) -> Location:
         node = yaml.compose(Path(values.source).read_text(encoding="utf-8"), yaml.SafeLoader)
     except (OSError, yaml.YAMLError):
         return Location(values.source)
-    return Location(values.source, _line_of(node, key_path))
+    return Location(values.source, yaml_line(node, key_path, at_key=True))
 
 
 def _relative_to(values: Values, base: Path) -> Values:
@@ -354,23 +333,3 @@ def _relative_to(values: Values, base: Path) -> Values:
             values.audit, webhook_token_file=resolve(values.audit.webhook_token_file)
         ),
     )
-
-
-def _line_of(node: yaml.Node | None, path: str) -> int | None:
-    """The line of ``$.a.b[2]`` in the YAML tree: of the deepest key found on the way."""
-    current = node
-    line = int(node.start_mark.line) + 1 if node is not None else None
-    for key, index in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path.removeprefix("$")):
-        found: yaml.Node | None = None
-        if key and isinstance(current, yaml.MappingNode):
-            for key_node, value_node in current.value:
-                if key_node.value == key:
-                    found, line = value_node, int(key_node.start_mark.line) + 1
-                    break
-        elif index and isinstance(current, yaml.SequenceNode) and int(index) < len(current.value):
-            found = current.value[int(index)]
-            line = int(found.start_mark.line) + 1
-        if found is None:
-            break
-        current = found
-    return line
