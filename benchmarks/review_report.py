@@ -36,35 +36,19 @@ from k3watch.store.base import (
     IngestErrors,
 )
 from k3watch.store.sqlite import SqliteStore
-from store_ingest import NODES, batches
+from store_ingest import NODES, fill
 
 DAY = 86400.0
 FORMATS = ("json", "md", "html", "pdf")
 
 
-def fill(path: Path, events: int) -> None:
+def fill_with_extras(path: Path, events: int) -> None:
     store = SqliteStore(path)
-    have = store.stats().events
-    if have >= events:
-        print(f"reusing {path} ({have:,} events)")
+    started = time.perf_counter()
+    in_write = fill(store, path, events, "review")
+    if in_write is None:
         store.close()
         return
-    if have:
-        raise SystemExit(f"{path} holds {have:,} events, fewer than {events:,}: remove it first")
-    print(f"filling {path}: {events:,} events (once; later runs reuse it)")
-    started = time.perf_counter()
-    in_write = 0.0
-    done = 0
-    for batch in batches(events, 1000, prefix="review"):
-        begun = time.perf_counter()
-        store.write(batch)
-        in_write += time.perf_counter() - begun
-        done += len(batch.events)
-        if done % 1_000_000 == 0:
-            print(
-                f"  {done:>11,} events, {time.perf_counter() - started:6.0f} s"
-                f" ({done / in_write:,.0f} events/s in write)"
-            )
     newest = store.stats().newest or time.time()
     _extras(store, newest)
     store.checkpoint()
@@ -215,7 +199,7 @@ def main() -> None:
         measure(path, args.rounds, args.policy)
         return
     args.dir.mkdir(parents=True, exist_ok=True)
-    fill(path, args.events)
+    fill_with_extras(path, args.events)
     if args.fill_only:
         return
     command = [sys.executable, __file__, "--dir", str(args.dir), "--measure"]

@@ -61,6 +61,33 @@ def batches(count: int, size: int, seed: int = 7, prefix: str = "bench") -> Iter
         yield Batch(f"{prefix}-{number:08d}", "prod", NODES[0], "audit", pending, time.time())
 
 
+def fill(store: SqliteStore, path: Path, events: int, prefix: str) -> float | None:
+    """Write ``events`` bulk events into ``store`` (at ``path``) once, printing progress every
+    million; the seconds spent in ``write``, or None when the store holds them already (a
+    later run reuses it). A store holding fewer is an error: remove it first."""
+    have = store.stats().events
+    if have >= events:
+        print(f"reusing {path} ({have:,} events)")
+        return None
+    if have:
+        raise SystemExit(f"{path} holds {have:,} events, fewer than {events:,}: remove it first")
+    print(f"filling {path}: {events:,} events (once; later runs reuse it)")
+    started = time.perf_counter()
+    in_write = 0.0
+    done = 0
+    for batch in batches(events, 1000, prefix=prefix):
+        begun = time.perf_counter()
+        store.write(batch)
+        in_write += time.perf_counter() - begun
+        done += len(batch.events)
+        if done % 1_000_000 == 0:
+            print(
+                f"  {done:>11,} events, {time.perf_counter() - started:6.0f} s"
+                f" ({done / in_write:,.0f} events/s in write)"
+            )
+    return in_write
+
+
 def ingest(
     store: SqliteStore, count: int, size: int, report_every: int, unseen: bool
 ) -> list[float]:

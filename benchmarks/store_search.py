@@ -22,7 +22,7 @@ from pathlib import Path
 
 from k3watch.store.base import AggregateQuery, EventQuery
 from k3watch.store.sqlite import SqliteStore
-from store_ingest import batches
+from store_ingest import fill
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -30,27 +30,11 @@ DAY = 86400.0
 
 def build(path: Path, events: int, cache_mb: int) -> None:
     store = SqliteStore(path, cache_mb=cache_mb)
-    have = store.stats().events
-    if have >= events:
-        print(f"reusing {path} ({have:,} events)")
+    started = time.perf_counter()
+    in_write = fill(store, path, events, "search")
+    if in_write is None:
         store.close()
         return
-    if have:
-        raise SystemExit(f"{path} holds {have:,} events, fewer than {events:,}: remove it first")
-    print(f"building {path}: {events:,} events (once; later runs reuse it)")
-    started = time.perf_counter()
-    in_write = 0.0
-    done = 0
-    for batch in batches(events, 1000, prefix="search"):
-        begun = time.perf_counter()
-        store.write(batch)
-        in_write += time.perf_counter() - begun
-        done += len(batch.events)
-        if done % 1_000_000 == 0:
-            print(
-                f"  {done:>11,} events, {time.perf_counter() - started:6.0f} s"
-                f" ({done / in_write:,.0f} events/s in write)"
-            )
     store.checkpoint()
     store.close()
     size = path.stat().st_size
