@@ -60,6 +60,34 @@ def data_dir_option(holds: str) -> Callable[[F], F]:
     )
 
 
+def server_files_options(func: F) -> F:
+    """``--config`` and ``--data-dir``, for commands that read a server's files (the data
+    directory defaults to the configuration's ``server.data_dir``): see :func:`server_files`."""
+    func = click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        envvar="K3WATCH_DATA_DIR",
+        default=None,
+        help="The server's data directory [default: server.data_dir of --config, "
+        "./k3watch-data]; also read from $K3WATCH_DATA_DIR.",
+    )(func)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="K3WATCH_CONFIG",
+        default=None,
+        help="The server's configuration file (its data directory, rules and review "
+        "schedules); also read from $K3WATCH_CONFIG.",
+    )(func)
+
+
+def server_files(config_path: Path | None, data_dir: Path | None) -> tuple[Config, Path]:
+    """The configuration and the data directory :func:`server_files_options` name."""
+    config = read_config(config_path)
+    return config, data_dir if data_dir is not None else Path(config.server.data_dir)
+
+
 def rule_options(func: F) -> F:
     """Options every command that loads rules shares."""
     func = click.option(

@@ -20,32 +20,20 @@ from rich.console import Console
 from rich.table import Table
 
 from k3watch.cli.app import main
-from k3watch.cli.common import exit_usage, read_config, stderr_console, utc_minute, write_json
+from k3watch.cli.common import (
+    exit_usage,
+    server_files,
+    server_files_options,
+    stderr_console,
+    utc_minute,
+    write_json,
+)
 from k3watch.cli.review_report import report
 from k3watch.errors import UsageError
 
 if TYPE_CHECKING:
     from k3watch.review.signoff_model import Review
     from k3watch.review.store import ReviewStore
-
-
-def _options(func: click.decorators.FC) -> click.decorators.FC:
-    func = click.option(
-        "--data-dir",
-        type=click.Path(path_type=Path, file_okay=False),
-        envvar="K3WATCH_DATA_DIR",
-        default=None,
-        help="The server's data directory [default: server.data_dir of --config, "
-        "./k3watch-data]; also read from $K3WATCH_DATA_DIR.",
-    )(func)
-    return click.option(
-        "--config",
-        "config_path",
-        type=click.Path(path_type=Path, dir_okay=False),
-        envvar="K3WATCH_CONFIG",
-        default=None,
-        help="The server's configuration file (its data directory and review schedules).",
-    )(func)
 
 
 @main.group(name="review")
@@ -57,7 +45,7 @@ review_group.add_command(report)
 
 
 @review_group.command(name="list")
-@_options
+@server_files_options
 @click.option("--schedule", default=None, help="Only the reviews of this schedule.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
@@ -116,7 +104,7 @@ def review_list(
 
 @review_group.command(name="show")
 @click.argument("review_id", type=int)
-@_options
+@server_files_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def review_show(review_id: int, config_path: Path | None, data_dir: Path | None, fmt: str) -> None:
     """The whole review REVIEW_ID: checklist, findings, history, sign-off and hash."""
@@ -133,7 +121,7 @@ def review_show(review_id: int, config_path: Path | None, data_dir: Path | None,
 
 
 @review_group.command(name="export")
-@_options
+@server_files_options
 @click.option(
     "--format", "fmt", type=click.Choice(["json", "md", "csv"]), default="json", show_default=True
 )
@@ -182,7 +170,7 @@ def review_export(
 
 
 @review_group.command(name="verify")
-@_options
+@server_files_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 def review_verify(config_path: Path | None, data_dir: Path | None, fmt: str) -> None:
     """Recompute the hash chain of signed reviews; name the first one altered, removed or
@@ -200,8 +188,7 @@ def review_verify(config_path: Path | None, data_dir: Path | None, fmt: str) -> 
 def _store(config_path: Path | None, data_dir: Path | None) -> ReviewStore:
     from k3watch.review.store import ReviewStore, review_path
 
-    config = read_config(config_path)
-    directory = data_dir if data_dir is not None else Path(config.server.data_dir)
+    config, directory = server_files(config_path, data_dir)
     try:
         return ReviewStore(review_path(directory), config.reviews.resolved(), readonly=True)
     except UsageError as exc:

@@ -14,8 +14,9 @@ import click
 
 from k3watch.cli.common import (
     load_selected_rules,
-    read_config,
     report_rule_problems,
+    server_files,
+    server_files_options,
     stderr_console,
 )
 from k3watch.errors import UsageError
@@ -45,21 +46,7 @@ FORMATS = ("html", "md", "pdf", "json")
     default=None,
     help="Write here [default: standard output; a PDF needs a file].",
 )
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    envvar="K3WATCH_CONFIG",
-    default=None,
-    help="The server's configuration: its data directory and rules.",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    envvar="K3WATCH_DATA_DIR",
-    default=None,
-    help="The server's data directory [default: server.data_dir of --config, ./k3watch-data].",
-)
+@server_files_options
 @click.option(
     "--min-gap",
     default="10m",
@@ -123,8 +110,7 @@ def report(
         raise click.UsageError(str(exc)) from None
     if fmt == "pdf" and output is None and sys.stdout.isatty():
         raise click.UsageError("a PDF is binary: give --output FILE (or redirect the output)")
-    config = read_config(config_path)
-    directory = data_dir if data_dir is not None else Path(config.server.data_dir)
+    config, directory = server_files(config_path, data_dir)
     path = store_path(directory)
     if not path.exists():
         raise click.UsageError(f"no event store at {path} (give --data-dir or --config)")
