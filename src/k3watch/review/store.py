@@ -67,8 +67,11 @@ class ReviewStore:
         *,
         clock: Callable[[], float] = time.time,
         readonly: bool = False,
+        alert_exists: Callable[[int], bool] | None = None,
     ) -> None:
         self.path = Path(path)
+        self.alert_exists = alert_exists
+        """Whether an alert id is stored (the server's store); findings may only link those."""
         self.schedules = {s.name: s for s in schedules}
         self.clock = clock
         self.readonly = readonly
@@ -251,6 +254,10 @@ class ReviewStore:
             level = Severity.parse(severity).label
         except ValueError as exc:
             raise ReviewError(str(exc)) from None
+        if self.alert_exists is not None:
+            for alert_id in alert_ids:
+                if not self.alert_exists(int(alert_id)):
+                    raise ReviewError(f"no alert {alert_id}")
         now = self.clock()
         with self._change() as db:
             review = self._open_review(db, review_id)

@@ -239,9 +239,6 @@ def router(runtime: Runtime) -> APIRouter:
         token: Annotated[TokenInfo, Depends(analyst)],
     ) -> ReviewOut:
         """Record a finding; linked alerts must exist."""
-        for alert_id in body.alert_ids:
-            if await run_in_threadpool(runtime.store.get_alert, alert_id) is None:
-                raise HTTPException(422, f"no alert {alert_id}")
         review = await call(
             reviews().add_finding,
             review_id,

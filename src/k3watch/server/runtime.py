@@ -95,7 +95,11 @@ class Runtime:
             max_body=parse_size(server.limits.max_body),
             workers=server.worker_count(),
         )
-        reviews = ReviewStore(review_path(directory), config.reviews.resolved())
+        reviews = ReviewStore(
+            review_path(directory),
+            config.reviews.resolved(),
+            alert_exists=lambda alert_id: store.get_alert(alert_id) is not None,
+        )
         review_counters = Counters("review")
         overdue = (
             OverdueWatch(

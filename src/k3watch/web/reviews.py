@@ -231,9 +231,6 @@ def install(app: FastAPI, web: Web) -> None:
             due = parse_due(form.get("due", ""), time.time())
         except (ValueError, UsageError) as exc:
             raise refused(ReviewError(str(exc))) from None
-        missing = [a for a in alert_ids if web.runtime.store.get_alert(a) is None]
-        if missing:
-            raise refused(ReviewError(f"no alert {missing[0]}", "not_found"))
         try:
             await web.call(
                 reviews.add_finding,
