@@ -341,3 +341,15 @@ def test_a_read_only_store_reads_while_another_writes(
             reader.open("daily", "alice", period="2024-05-08")
     finally:
         reader.close()
+
+
+def test_a_finding_may_link_only_alerts_the_server_stores(tmp_path: Path, clock: Clock) -> None:
+    stored = {3, 7}
+    with ReviewStore(
+        tmp_path / "linked.sqlite", SCHEDULES, clock=clock, alert_exists=stored.__contains__
+    ) as reviews:
+        review = reviews.open("weekly", "alice", period="2024-W18")
+        with pytest.raises(ReviewError, match="no alert 9"):
+            reviews.add_finding(review.id, "alice", "odd", "low", alert_ids=[3, 9])
+        changed = reviews.add_finding(review.id, "alice", "seen", "low", alert_ids=[3, 7])
+    assert changed.findings[-1].alert_ids == (3, 7)
