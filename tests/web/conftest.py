@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -84,9 +84,6 @@ def site(start_server: StartServer) -> Iterator[Site]:  # noqa: F811
     with running.client("agent") as agent:
         agent.ingest(attack_lines(), batch="attacks", node="server-1")
     yield Site(running)
-
-
-AlertIds = Callable[[Site], list[int]]
 
 
 def open_alert_ids(site: Site) -> list[int]:

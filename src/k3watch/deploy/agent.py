@@ -25,6 +25,7 @@ from typing import Any
 
 from k3watch.deploy import paths
 from k3watch.deploy.objects import (
+    CHECKSUM_ANNOTATION,
     CONTROL_PLANE_LABEL,
     CONTROL_PLANE_TOLERATIONS,
     checksum,
@@ -78,7 +79,7 @@ def _daemon_set(values: Values, name: str, config_hash: str) -> dict[str, Any]:
             "template": {
                 "metadata": {
                     "labels": metadata(values, name, COMPONENT, nodes=nodes)["labels"],
-                    "annotations": {"k3watch.io/config-sha256": config_hash},
+                    "annotations": {CHECKSUM_ANNOTATION: config_hash},
                 },
                 "spec": _pod_spec(values, name, servers=nodes == "servers"),
             },

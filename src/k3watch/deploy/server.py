@@ -14,6 +14,7 @@ from typing import Any
 
 from k3watch.deploy import paths
 from k3watch.deploy.objects import (
+    CHECKSUM_ANNOTATION,
     checksum,
     config_map_volume,
     container_security,
@@ -181,7 +182,7 @@ def _workload(values: Values, config_hash: str) -> dict[str, Any]:
     template = {
         "metadata": {
             "labels": metadata(values, paths.SERVER, COMPONENT)["labels"],
-            "annotations": {"k3watch.io/config-sha256": config_hash},
+            "annotations": {CHECKSUM_ANNOTATION: config_hash},
         },
         "spec": _pod_spec(values),
     }

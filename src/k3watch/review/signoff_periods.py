@@ -53,7 +53,6 @@ _ALIASES = {
     "30d": Cadence.MONTH,
     "90d": Cadence.QUARTER,
 }
-PERIOD_NAMES = tuple(c.value for c in Cadence)
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -12,9 +12,8 @@ import time
 from collections.abc import Mapping, Sequence
 from xml.sax.saxutils import escape, quoteattr
 
-# Colour-blind-safe qualitative palette (Okabe and Ito); the grey is for "other".
+# Colour-blind-safe qualitative palette (Okabe and Ito).
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442")
-OTHER = "#999999"
 SEVERITY_COLOURS = {
     "critical": "#B2182B",
     "high": "#D55E00",
