@@ -87,25 +87,12 @@ def percent(value: float) -> str:
     return f"{value * 100:.0f}%"
 
 
-_environment: jinja2.Environment | None = None
-
-
 def environment() -> jinja2.Environment:
-    """The templates' environment (``web/templates``), with the report's filters."""
-    global _environment
-    if _environment is None:
-        env = jinja2.Environment(
-            loader=jinja2.PackageLoader("k3watch.web", "templates"),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        env.filters["when"] = when
-        env.filters["num"] = number
-        env.filters["pct"] = percent
-        _environment = env
-    return _environment
+    """The templates' environment (the web UI's, whose ``utc``, ``num`` and ``pct`` filters
+    are this module's ``when``, ``number`` and ``percent``)."""
+    from k3watch.web.render import ENV  # the web UI's module imports this one
+
+    return ENV
 
 
 def _context(report: Report) -> dict[str, object]:

@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from markupsafe import Markup
 
 from k3watch import __version__
+from k3watch.review import render as review_render
 from k3watch.web.session import Session
 
 SEVERITIES = ("critical", "high", "medium", "low", "informational")
@@ -68,7 +69,16 @@ ENV = Environment(
     lstrip_blocks=True,
     undefined=StrictUndefined,  # a name a template uses but the page did not give is a bug
 )
-ENV.filters.update(when=_when, ago=_ago, pretty=_pretty, trusted=_trusted)
+ENV.filters.update(
+    when=_when,
+    ago=_ago,
+    pretty=_pretty,
+    trusted=_trusted,
+    # The review report's (its templates are rendered here too, for the UI and for files).
+    utc=review_render.when,
+    num=review_render.number,
+    pct=review_render.percent,
+)
 ENV.globals.update(query=_query, severities=SEVERITIES, version=__version__)
 
 

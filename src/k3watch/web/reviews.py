@@ -18,7 +18,6 @@ from k3watch.review.render import (
     FORMATS,
     MEDIA_TYPES,
     SUFFIXES,
-    environment,
     render,
     render_body,
 )
@@ -88,13 +87,6 @@ def install(app: FastAPI, web: Web) -> None:
         for b in by_node:
             if b.start is not None and b.value is not None:
                 series.setdefault(b.value, {})[b.start] = b.count
-        section = (
-            environment()
-            .get_template("report_pipeline.html")
-            .render(
-                p=health, backend_chart=Markup(backend_errors_chart(health, options.start, now))
-            )
-        )
         return page(
             "pipeline.html",
             session,
@@ -108,7 +100,8 @@ def install(app: FastAPI, web: Web) -> None:
                 end=now,
                 bucket=3600.0,
             ),
-            section=section,
+            p=health,
+            backend_chart=Markup(backend_errors_chart(health, options.start, now)),
         )
 
     @app.get("/ui/reports", include_in_schema=False)
