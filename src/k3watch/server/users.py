@@ -80,8 +80,9 @@ class UserStore:
         self._lock = threading.Lock()
         self._db = open_private_db(self.path, "user", lambda db: db.executescript(SCHEMA))
         # Verified against when the name is unknown, so that a wrong name takes as long as a
-        # wrong password and the response time does not tell which names exist.
-        self._decoy = self._hasher.hash("k3watch: no such user")
+        # wrong password and the response time does not tell which names exist. Made by the
+        # first login, not here: the user commands and the server's start need none.
+        self._decoy: str | None = None
 
     def add(self, name: str, role: Role, password: str) -> UserInfo:
         """Create a user; UsageError for a bad name or role, a weak password, or a name taken."""
@@ -142,6 +143,8 @@ class UserStore:
             row = self._db.execute(
                 "SELECT name, role, hash, created, updated FROM users WHERE name = ?", (name,)
             ).fetchone()
+        if self._decoy is None:
+            self._decoy = self._hasher.hash("k3watch: no such user")
         digest = self._decoy if row is None else str(row[2])
         try:
             self._hasher.verify(digest, password)
