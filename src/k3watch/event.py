@@ -291,7 +291,17 @@ class Event:
     and response bodies were dropped (the metadata is kept, so metadata rules still work).
     """
 
-    __slots__ = ("_raw", "_time", "_timed", "data", "item", "line", "source", "truncated")
+    __slots__ = (
+        "_raw",
+        "_time",
+        "_timed",
+        "data",
+        "item",
+        "line",
+        "offset",
+        "source",
+        "truncated",
+    )
 
     def __init__(
         self,
@@ -301,10 +311,14 @@ class Event:
         item: int | None = None,
         truncated: bool = False,
         data: bytes | None = None,
+        offset: int | None = None,
     ) -> None:
         self._raw = raw
         self.source = source
         self.line = line
+        self.offset = offset
+        """Where the record starts in its input, in bytes (component logs; the line says which
+        line)."""
         self.item = item
         self.truncated = truncated
         self.data = data

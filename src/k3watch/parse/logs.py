@@ -144,9 +144,9 @@ class LogRecord:
         raw["_key"] = key
         return raw
 
-    def event(self, key: str, source: dict[str, Any], name: str, line: int) -> Event:
-        """The record as an Event read from ``name`` at ``line``."""
-        return Event(self.raw(key, source), name, line, truncated=self.truncated)
+    def event(self, key: str, source: dict[str, Any], name: str, line: int, offset: int) -> Event:
+        """The record as an Event read from ``name`` at ``line`` (``offset`` in bytes)."""
+        return Event(self.raw(key, source), name, line, truncated=self.truncated, offset=offset)
 
 
 class PreparedRecord:
@@ -171,7 +171,7 @@ class PreparedRecord:
         self.message = message
         self.truncated = truncated
 
-    def event(self, key: str, source: dict[str, Any], name: str, line: int) -> Event:
+    def event(self, key: str, source: dict[str, Any], name: str, line: int, offset: int) -> Event:
         """As :meth:`LogRecord.event` (the raw object is completed: emit a record once)."""
         raw = self.raw
         if self.time is not None:
@@ -183,7 +183,7 @@ class PreparedRecord:
         if self.truncated:
             raw["truncated"] = True
         raw["_key"] = key
-        return Event(raw, name, line, truncated=self.truncated)
+        return Event(raw, name, line, truncated=self.truncated, offset=offset)
 
 
 @dataclass(slots=True)
@@ -388,7 +388,9 @@ class LineParser:
                 "time outside the years 1 to 9999 once in UTC; not used",
                 Location(origin.name, origin.line),
             )
-        return record.event(origin.key(self.key_prefix), origin.source(), origin.name, origin.line)
+        return record.event(
+            origin.key(self.key_prefix), origin.source(), origin.name, origin.line, origin.offset
+        )
 
 
 def read_lines(

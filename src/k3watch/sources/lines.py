@@ -19,7 +19,6 @@ import orjson
 from k3watch.errors import InputError, Location
 from k3watch.event import Event
 from k3watch.parse.audit import DEFAULT_MAX_EVENT_BYTES, AuditParser
-from k3watch.parse.journald_json import JournaldParser
 from k3watch.parse.k3s_log import StreamParser
 from k3watch.parse.kernel import KernelParser
 from k3watch.parse.logs import DEFAULT_MAX_LINE_BYTES, LineParser, Origin
@@ -246,10 +245,6 @@ class LogLines:
     def __init__(self, parser: LineParser) -> None:
         self.parser = parser
         self.holds = isinstance(parser, StreamParser | KernelParser)
-        # A journal entry's record names its cursor, not where its line is in the file: the
-        # start of each line whose record may still be held is kept here instead.
-        self.cursor_keyed = isinstance(parser, JournaldParser)
-        self._starts: dict[int, int] = {}
 
     def decode(self, line: Line, source: str) -> list[Record]:
         if line.cut:
@@ -260,26 +255,15 @@ class LogLines:
                 Location(source, line.number),
                 "raise max_line_bytes if lines this long are expected",
             )
-        if self.cursor_keyed:
-            self._starts[line.number] = line.offset
         events = self.parser.parse_line(
             line.data, source, line.number, line.offset, truncated=line.cut
         )
         if not self.holds:
             events = [*events, *self.parser.flush()]
-        return self._records(events)
+        return list(map(_record, events))
 
     def flush(self) -> list[Record]:
-        return self._records(self.parser.flush())
-
-    def _records(self, events: list[Event]) -> list[Record]:
-        if not self.cursor_keyed:
-            return list(map(_record, events))
-        starts = self._starts
-        records = [Record(e, starts.get(e.line, 0), e.line) for e in events]
-        held = {origin.line for origin in held_origins(self.parser)}
-        self._starts = {n: offset for n, offset in starts.items() if n in held}
-        return records
+        return list(map(_record, self.parser.flush()))
 
     def held(self) -> list[tuple[int, int]]:
         origins = held_origins(self.parser)
@@ -315,9 +299,9 @@ def _with_utf8_replaced(data: bytes) -> object:
 
 
 def _record(event: Event) -> Record:
-    source = event.raw.get("source")
-    offset = source.get("offset") if isinstance(source, dict) else None
-    return Record(event, offset if isinstance(offset, int) else 0, event.line)
+    """A log record and where it starts (journal entries too: their key is their cursor, but
+    the file source resumes by offset)."""
+    return Record(event, event.offset or 0, event.line)
 
 
 def line_decoder(
